@@ -1,0 +1,218 @@
+/**
+ * @module
+ * The compute spec as the control plane sends it: zod schemas with the same JSON
+ * names, optionality and defaults as Neon's `ComputeSpec`. Unknown keys are
+ * ignored (zod objects strip them), absent and `null` both mean "none" for
+ * optional fields, and every type here is inferred from its schema.
+ */
+
+import { z } from "zod";
+import { parseLsn } from "./lsn.ts";
+
+const hexId = (what: string) =>
+  z.string().regex(/^[0-9a-fA-F]{32}$/, `invalid ${what}: expected 32 hex characters`)
+    .transform((id) => id.toLowerCase());
+
+const u32 = z.number().int().min(0).max(0xffff_ffff);
+const u64 = z.number().int().min(0);
+
+/** An LSN kept in its JSON string form (`"0/169AD58"`), checked on parse. */
+export const lsnTextSchema = z.string().refine((text) => {
+  try {
+    parseLsn(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: "invalid LSN, expected X/Y in hexadecimal" });
+
+/** A `name`/`value`/`vartype` triple: a GUC, or a clause of CREATE ROLE/DATABASE. */
+export const genericOptionSchema = z.object({
+  name: z.string(),
+  value: z.string().nullish(),
+  vartype: z.string(),
+});
+export type GenericOption = z.infer<typeof genericOptionSchema>;
+
+const genericOptions = z.array(genericOptionSchema).nullish();
+
+/** A role the compute must have; the password is an md5 hex digest or a SCRAM verifier. */
+export const roleSchema = z.object({
+  name: z.string(),
+  encrypted_password: z.string().nullish(),
+  options: genericOptions,
+});
+export type Role = z.infer<typeof roleSchema>;
+
+/** A database the compute must have, with its owner role. */
+export const databaseSchema = z.object({
+  name: z.string(),
+  owner: z.string(),
+  options: genericOptions,
+});
+export type Database = z.infer<typeof databaseSchema>;
+
+/** The desired end state: roles, databases, settings and verbatim conf text. */
+export const clusterSchema = z.object({
+  cluster_id: z.string().nullish(),
+  name: z.string().nullish(),
+  state: z.string().nullish(),
+  roles: z.array(roleSchema),
+  databases: z.array(databaseSchema),
+  postgresql_conf: z.string().nullish(),
+  settings: genericOptions,
+});
+export type Cluster = z.infer<typeof clusterSchema>;
+
+/** An imperative change: `delete_db`, `rename_db`, `delete_role`, `rename_role` (others ignored). */
+export const deltaOpSchema = z.object({
+  action: z.string(),
+  name: z.string(),
+  new_name: z.string().nullish(),
+});
+export type DeltaOp = z.infer<typeof deltaOpSchema>;
+
+/** `"Primary"`, `{"Static": "X/Y"}` or `"Replica"`. */
+export const computeModeSchema = z.union([
+  z.literal("Primary"),
+  z.literal("Replica"),
+  z.strictObject({ Static: lsnTextSchema }),
+]);
+export type ComputeMode = z.infer<typeof computeModeSchema>;
+
+/** The lower-case name Neon uses for a mode in `neon.compute_mode` and pageserver options. */
+export function computeModeName(mode: ComputeMode): "primary" | "static" | "replica" {
+  if (mode === "Primary") return "primary";
+  if (mode === "Replica") return "replica";
+  return "static";
+}
+
+const KNOWN_FEATURES = ["activity_monitor_experimental", "tls_experimental"] as const;
+
+/** A feature flag; unknown strings become `"unknown_feature"` instead of failing. */
+export const computeFeatureSchema = z.string().transform((feature) =>
+  (KNOWN_FEATURES as readonly string[]).includes(feature) ? feature : "unknown_feature"
+);
+
+/** pgaudit level. `Log` and `Hipaa` are deprecated aliases kept for old control planes. */
+export const computeAuditSchema = z.enum(["Disabled", "Log", "Base", "Hipaa", "Extended", "Full"]);
+export type ComputeAudit = z.infer<typeof computeAuditSchema>;
+
+/** One pageserver serving a shard. Only the first of each shard is used. */
+export const pageserverShardConnectionInfoSchema = z.object({
+  id: u64.nullish(),
+  libpq_url: z.string().nullish(),
+  grpc_url: z.string().nullish(),
+});
+
+/** Where each shard's pageservers are; keys are shard indexes `NNCC` in hex (`"0000"`). */
+export const pageserverConnectionInfoSchema = z.object({
+  shard_count: z.number().int().min(0).max(255),
+  stripe_size: u32.nullish(),
+  shards: z.record(
+    z.string().regex(/^[0-9a-fA-F]{4}$/, "shard index must be 4 hex characters"),
+    z.object({ pageservers: z.array(pageserverShardConnectionInfoSchema) }),
+  ).transform((shards) =>
+    Object.fromEntries(Object.entries(shards).map(([key, value]) => [key.toLowerCase(), value]))
+  ),
+  prefer_protocol: z.enum(["libpq", "grpc"]).default("libpq"),
+});
+export type PageserverConnectionInfo = z.infer<typeof pageserverConnectionInfoSchema>;
+
+/** The remote extension catalogue. */
+export const remoteExtSpecSchema = z.object({
+  public_extensions: z.array(z.string()).nullish(),
+  custom_extensions: z.array(z.string()).nullish(),
+  library_index: z.record(z.string(), z.string()),
+  extension_data: z.record(
+    z.string(),
+    z.object({ control_data: z.record(z.string(), z.string()), archive_path: z.string() }),
+  ),
+});
+export type RemoteExtSpec = z.infer<typeof remoteExtSpecSchema>;
+
+/** Paths of a TLS key and certificate. */
+export const tlsConfigSchema = z.object({ key_path: z.string(), cert_path: z.string() });
+
+/** JWT settings for local_proxy. */
+export const localProxySpecSchema = z.object({
+  jwks: z.array(z.object({
+    id: z.string(),
+    role_names: z.array(z.string()),
+    jwks_url: z.string(),
+    provider_name: z.string(),
+    jwt_audience: z.string().nullish(),
+  })).nullish(),
+  tls: tlsConfigSchema.nullish(),
+});
+
+/** Lakebase-only settings; accepted and ignored by this implementation. */
+export const databricksSettingsSchema = z.object({
+  pg_compute_tls_settings: z.object({
+    cert_file: z.string(),
+    key_file: z.string(),
+    ca_file: z.string(),
+  }),
+  databricks_pg_hba: z.string(),
+  databricks_pg_ident: z.string(),
+  databricks_workspace_host: z.string(),
+});
+
+/** The compute spec. Required: `format_version`, `cluster`, `suspend_timeout_seconds`. */
+export const computeSpecSchema = z.object({
+  format_version: z.number(),
+  operation_uuid: z.string().nullish(),
+  features: z.array(computeFeatureSchema).default([]),
+  swap_size_bytes: u64.nullish(),
+  disk_quota_bytes: u64.nullish(),
+  disable_lfc_resizing: z.boolean().nullish(),
+  cluster: clusterSchema,
+  delta_operations: z.array(deltaOpSchema).nullish(),
+  skip_pg_catalog_updates: z.boolean().default(false),
+  tenant_id: hexId("tenant id").nullish(),
+  timeline_id: hexId("timeline id").nullish(),
+  pageserver_connection_info: pageserverConnectionInfoSchema.nullish(),
+  pageserver_connstring: z.string().nullish(),
+  shard_stripe_size: u32.nullish(),
+  project_id: z.string().nullish(),
+  branch_id: z.string().nullish(),
+  endpoint_id: z.string().nullish(),
+  safekeepers_generation: u32.nullish(),
+  safekeeper_connstrings: z.array(z.string()).default([]),
+  mode: computeModeSchema.default("Primary"),
+  storage_auth_token: z.string().nullish(),
+  remote_extensions: remoteExtSpecSchema.nullish(),
+  pgbouncer_settings: z.record(z.string(), z.string()).nullish(),
+  local_proxy_config: localProxySpecSchema.nullish(),
+  reconfigure_concurrency: z.number().int().min(0).default(1),
+  drop_subscriptions_before_start: z.boolean().default(false),
+  audit_log_level: computeAuditSchema.default("Disabled"),
+  logs_export_host: z.string().nullish(),
+  endpoint_storage_addr: z.string().nullish(),
+  endpoint_storage_token: z.string().nullish(),
+  autoprewarm: z.boolean().default(false),
+  offload_lfc_interval_seconds: z.number().int()
+    .refine((seconds) => seconds !== 0, "offload_lfc_interval_seconds must be non-zero")
+    .refine((seconds) => seconds >= 0, "offload_lfc_interval_seconds must not be negative")
+    .nullish(),
+  suspend_timeout_seconds: z.number().int(),
+  databricks_settings: databricksSettingsSchema.nullish(),
+});
+export type ComputeSpec = z.infer<typeof computeSpecSchema>;
+
+/** Returns the value of the first option named `name` that has a value, like Neon's lookup. */
+export function findOption(
+  options: readonly GenericOption[] | null | undefined,
+  name: string,
+): string | undefined {
+  return options?.find((option) => option.name === name && option.value != null)?.value ??
+    undefined;
+}
+
+/** Renders zod issues as one line: `path: message; path: message`. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".");
+    return path ? `${path}: ${issue.message}` : issue.message;
+  }).join("; ");
+}
