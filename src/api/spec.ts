@@ -77,7 +77,7 @@ export const computeModeSchema = z.union([
   z.literal("Primary"),
   z.literal("Replica"),
   z.strictObject({ Static: lsnTextSchema }),
-]);
+], { error: 'expected "Primary", "Replica" or {"Static": "X/Y"}' });
 export type ComputeMode = z.infer<typeof computeModeSchema>;
 
 /** The lower-case name Neon uses for a mode in `neon.compute_mode` and pageserver options. */
@@ -192,8 +192,8 @@ export const computeSpecSchema = z.object({
   endpoint_storage_token: z.string().nullish(),
   autoprewarm: z.boolean().default(false),
   offload_lfc_interval_seconds: z.number().int()
-    .refine((seconds) => seconds !== 0, "offload_lfc_interval_seconds must be non-zero")
-    .refine((seconds) => seconds >= 0, "offload_lfc_interval_seconds must not be negative")
+    .refine((seconds) => seconds !== 0, "must be non-zero")
+    .refine((seconds) => seconds >= 0, "must not be negative")
     .nullish(),
   suspend_timeout_seconds: z.number().int(),
   databricks_settings: databricksSettingsSchema.nullish(),
@@ -209,10 +209,20 @@ export function findOption(
     undefined;
 }
 
-/** Renders zod issues as one line: `path: message; path: message`. */
+/** Renders zod issues as one line: `path: message; path: message`, naming missing fields. */
 export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => {
-    const path = issue.path.map(String).join(".");
-    return path ? `${path}: ${issue.message}` : issue.message;
-  }).join("; ");
+  return error.issues.map((issue) => describeIssue(issue, [])).join("; ");
+}
+
+function describeIssue(issue: z.core.$ZodIssue, prefix: PropertyKey[]): string {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === "invalid_key" && issue.issues.length > 0) {
+    return issue.issues.map((inner) => describeIssue(inner, path)).join("; ");
+  }
+  let message = issue.message;
+  if (issue.code === "invalid_type" && message.endsWith("received undefined")) {
+    message = "missing field";
+  }
+  const where = path.map(String).join(".");
+  return where ? `${where}: ${message}` : message;
 }

@@ -53,7 +53,7 @@ Deno.test("required fields and bad values are named in the error", () => {
   );
   assert.throws(
     () => spec({ offload_lfc_interval_seconds: 0 }),
-    /offload_lfc_interval_seconds must be non-zero/,
+    /offload_lfc_interval_seconds: must be non-zero/,
   );
   assert.throws(() => spec({ mode: { Static: "nope" } }), /mode/);
   assert.throws(() => spec({ tenant_id: "abc" }), /tenant_id: invalid tenant id/);
