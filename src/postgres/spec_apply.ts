@@ -1,0 +1,230 @@
+/**
+ * @module
+ * Applies a compute spec to the running Postgres: snapshot the catalog, plan
+ * ({@linkcode planSpecApply}), execute. Global statements run in order on one
+ * session on the system database; per-database statements run on one session
+ * per database (opened only when it has statements), at most `concurrency`
+ * databases at a time. The first failure stops the apply.
+ */
+
+import type pg from "pg";
+import pLimit from "p-limit";
+import { type ComputeSpec, findOption } from "../api/spec.ts";
+import { getLogger, type Log } from "../log.ts";
+import { snapshotCatalog } from "./catalog.ts";
+import { withClient } from "./connect.ts";
+import {
+  databasesToInspect,
+  planSpecApply,
+  type PlanStep,
+  type SpecApplyPlan,
+  type SpecPhase,
+  specTimelineId,
+} from "./spec_plan.ts";
+
+/** `application_name` of the sessions that apply the spec, as in Neon. */
+export const APPLY_APPLICATION_NAME = "compute_ctl:apply_config";
+
+/** Options for {@linkcode applySpec}. */
+export interface ApplySpecOptions {
+  privilegedRoleName: string;
+  /** Parallel per-database sessions: {@linkcode concurrencyForStartup} or {@linkcode concurrencyForReconfigure}. */
+  concurrency: number;
+  /** Plan only: return the plan, run nothing. */
+  dryRun?: boolean;
+  /** Where to log notes and progress; defaults to the `spec_apply` module logger. */
+  log?: Log;
+  /** Timeline for `drop_subscriptions_before_start`; default: the spec's. */
+  timelineId?: string | null;
+}
+
+/** What {@linkcode applySpec} did. */
+export interface ApplySpecResult {
+  plan: SpecApplyPlan;
+  /** Statements that completed (0 for a dry run or an already-applied spec). */
+  statementsRun: number;
+}
+
+/** A statement of the plan failed; names the phase, the database and what the statement was for. */
+export class SpecApplyError extends Error {
+  readonly phase: SpecPhase;
+  readonly database?: string;
+  readonly purpose: string;
+  readonly sql: string;
+
+  constructor(step: PlanStep, cause: unknown) {
+    const where = step.database === undefined
+      ? ""
+      : ` in database ${JSON.stringify(step.database)}`;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`${step.phase}${where} failed to ${step.purpose}: ${reason}`, { cause });
+    this.name = "SpecApplyError";
+    this.phase = step.phase;
+    this.database = step.database;
+    this.purpose = step.purpose;
+    this.sql = step.sql;
+  }
+}
+
+/**
+ * Per-database concurrency for the first start, from `max_connections` (the
+ * `cluster.settings` entry, else a `max_connections = N` line of
+ * `cluster.postgresql_conf`): N < 10 → N (at least 1), 10–29 → 10, 30–299 → N/3,
+ * ≥ 300 → 100; unknown → 10.
+ */
+export function concurrencyForStartup(spec: ComputeSpec): number {
+  let text = findOption(spec.cluster.settings, "max_connections");
+  if (text === undefined) {
+    for (const line of (spec.cluster.postgresql_conf ?? "").split("\n")) {
+      const [key, ...rest] = line.split("=");
+      if (rest.length > 0 && key.trim() === "max_connections") {
+        text = rest.join("=").trim();
+        break;
+      }
+    }
+  }
+  const maxConnections = text !== undefined && /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (Number.isNaN(maxConnections)) return 10;
+  if (maxConnections < 10) return Math.max(1, maxConnections);
+  if (maxConnections < 30) return 10;
+  if (maxConnections < 300) return Math.floor(maxConnections / 3);
+  return 100;
+}
+
+/** Per-database concurrency for a reconfigure: `reconfigure_concurrency`, at least 1. */
+export function concurrencyForReconfigure(spec: ComputeSpec): number {
+  return Math.max(1, spec.reconfigure_concurrency);
+}
+
+/**
+ * Brings the Postgres at `connstr` to `spec` and reports the plan and how many
+ * statements ran. Throws {@linkcode SpecApplyError} at the first failing
+ * statement (earlier statements stay applied; each is autocommitted).
+ */
+export async function applySpec(
+  connstr: string,
+  spec: ComputeSpec,
+  { privilegedRoleName, concurrency, dryRun = false, log = getLogger("spec_apply"), timelineId }:
+    ApplySpecOptions,
+): Promise<ApplySpecResult> {
+  const limit = Math.max(1, Math.floor(concurrency));
+  if (spec.skip_pg_catalog_updates) {
+    const note = "skip_pg_catalog_updates is set: no catalog changes planned";
+    log.info(note);
+    return { plan: { steps: [], notes: [note] }, statementsRun: 0 };
+  }
+  const timeline = timelineId ?? specTimelineId(spec);
+  const inDatabase = <T>(database: string, fn: (client: pg.Client) => Promise<T>) =>
+    withClient(connstr, { applicationName: APPLY_APPLICATION_NAME, database }, fn);
+
+  return await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
+    const snapshot = await snapshotCatalog(client, {
+      privilegedRoleName,
+      timelineId: spec.drop_subscriptions_before_start ? timeline : undefined,
+      detailDatabases: databasesToInspect(spec),
+      withDatabase: inDatabase,
+      concurrency: limit,
+    });
+    const plan = planSpecApply(snapshot, spec, {
+      privilegedRoleName,
+      systemDatabase: snapshot.system.name,
+      timelineId: timeline,
+    });
+    for (const note of plan.notes) log.info(note);
+    if (dryRun) {
+      log.info(`dry run: ${plan.steps.length} statements planned, none run`);
+      return { plan, statementsRun: 0 };
+    }
+
+    const started = performance.now();
+    const counter = { run: 0 };
+    for (const block of blocks(plan.steps)) {
+      if (block.perDatabase) {
+        await runPerDatabase(block.steps, limit, inDatabase, counter, log);
+      } else {
+        for (const step of block.steps) await runStep(client, step, counter);
+      }
+    }
+    const elapsedMs = Math.round(performance.now() - started);
+    log.info(`spec applied: ${counter.run} statements in ${elapsedMs} ms`);
+    return { plan, statementsRun: counter.run };
+  });
+}
+
+interface Block {
+  perDatabase: boolean;
+  steps: PlanStep[];
+}
+
+/** Splits the plan into runs of global steps and runs of per-database steps, keeping order. */
+function blocks(steps: PlanStep[]): Block[] {
+  const result: Block[] = [];
+  for (const step of steps) {
+    const perDatabase = step.database !== undefined;
+    const last = result.at(-1);
+    if (last && last.perDatabase === perDatabase && last.steps[0].stage === step.stage) {
+      last.steps.push(step);
+    } else {
+      result.push({ perDatabase, steps: [step] });
+    }
+  }
+  return result;
+}
+
+async function runStep(client: pg.Client, step: PlanStep, counter: { run: number }): Promise<void> {
+  try {
+    await client.query(step.sql);
+  } catch (error) {
+    throw new SpecApplyError(step, error);
+  }
+  counter.run++;
+}
+
+/**
+ * Runs per-database steps grouped by database (first-appearance order), each
+ * group on its own session, `limit` groups at a time. After a failure no new
+ * group starts; the first failure in database order is thrown. In the pre-drop
+ * stage "does not exist" errors are logged and ignored (the database is gone).
+ */
+async function runPerDatabase(
+  steps: PlanStep[],
+  limit: number,
+  inDatabase: <T>(database: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>,
+  counter: { run: number },
+  log: Log,
+): Promise<void> {
+  const groups = new Map<string, PlanStep[]>();
+  for (const step of steps) {
+    const database = step.database as string;
+    const group = groups.get(database) ?? [];
+    group.push(step);
+    groups.set(database, group);
+  }
+  const run = pLimit(limit);
+  let failed = false;
+  const results = await Promise.allSettled(
+    [...groups].map(([database, group]) =>
+      run(async () => {
+        if (failed) return;
+        try {
+          await inDatabase(database, async (client) => {
+            for (const step of group) await runStep(client, step, counter);
+          });
+        } catch (cause) {
+          const error = cause instanceof SpecApplyError
+            ? cause
+            : new SpecApplyError({ ...group[0], purpose: "connect" }, cause);
+          const reason = error.cause instanceof Error ? error.cause.message : "";
+          if (group[0].stage === "pre-drop" && reason.includes("does not exist")) {
+            log.warn(`ignored: ${error.message}`);
+            return;
+          }
+          failed = true;
+          throw error;
+        }
+      })
+    ),
+  );
+  const failure = results.find((result) => result.status === "rejected");
+  if (failure) throw (failure as PromiseRejectedResult).reason;
+}
