@@ -1,0 +1,119 @@
+/**
+ * @module
+ * Logging for the manager: LogTape configured once, one line per record on
+ * stderr (`<RFC 3339 time> <LEVEL> <category>: <message> key=value…`), level
+ * from `COMPUTE_CTL_LOG_LEVEL` (default `info`). Postgres's own output does not
+ * pass through here: the log collector writes it raw as `PG:` lines.
+ */
+
+import {
+  configureSync,
+  getLogger as getLogtapeLogger,
+  getTextFormatter,
+  isLogLevel,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  type Sink,
+} from "@logtape/logtape";
+
+export type { Logger, LogLevel };
+
+/** The root category; every module logs under `["compute_ctl", <module>]`. */
+export const ROOT_CATEGORY = "compute_ctl";
+
+const LEVEL_ALIASES: Record<string, LogLevel> = { warn: "warning", err: "error" };
+
+/**
+ * Turns a `COMPUTE_CTL_LOG_LEVEL` value into a LogTape level: `trace`, `debug`,
+ * `info`, `warn`/`warning`, `error`, `fatal` (any case). Returns `undefined` for
+ * anything else so the caller can say so.
+ */
+export function parseLevel(text: string): LogLevel | undefined {
+  const lower = text.trim().toLowerCase();
+  if (isLogLevel(lower)) return lower;
+  return LEVEL_ALIASES[lower];
+}
+
+function formatProperties(record: LogRecord): string {
+  const parts = Object.entries(record.properties).map(([key, value]) =>
+    `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`
+  );
+  return parts.length === 0 ? "" : ` ${parts.join(" ")}`;
+}
+
+const formatter = getTextFormatter({
+  timestamp: "rfc3339",
+  level: "FULL",
+  category: "::",
+  value: "bare",
+  sanitize: { newlines: "escape" },
+  format: ({ timestamp, level, category, message, record }) =>
+    `${timestamp} ${level.padStart(7)} ${category}: ${message}${formatProperties(record)}`,
+});
+
+const encoder = new TextEncoder();
+
+/** A sink writing each formatted record synchronously to stderr, so lines never interleave. */
+export const stderrSink: Sink = (record) => {
+  Deno.stderr.writeSync(encoder.encode(formatter(record)));
+};
+
+/**
+ * Configures LogTape for the process. The level is `options.level`, else
+ * `COMPUTE_CTL_LOG_LEVEL`, else `info`; an unknown value falls back to `info`
+ * with a warning. Safe to call more than once (the last call wins).
+ */
+export function setupLogging(options: { level?: string; sink?: Sink } = {}): LogLevel {
+  const requested = options.level ?? readLevelEnv() ?? "info";
+  const level = parseLevel(requested);
+  configureSync({
+    reset: true,
+    sinks: { main: options.sink ?? stderrSink },
+    loggers: [
+      { category: ROOT_CATEGORY, sinks: ["main"], lowestLevel: level ?? "info" },
+      { category: ["logtape", "meta"], sinks: ["main"], lowestLevel: "warning" },
+    ],
+  });
+  if (level === undefined) {
+    getLogger("log").warn(`unknown COMPUTE_CTL_LOG_LEVEL ${requested}, using info`);
+  }
+  return level ?? "info";
+}
+
+function readLevelEnv(): string | undefined {
+  try {
+    return Deno.env.get("COMPUTE_CTL_LOG_LEVEL");
+  } catch {
+    return undefined; // no env permission for it: use the default
+  }
+}
+
+/** Context printed after the message as `key=value` pairs. */
+export type LogFields = Record<string, unknown>;
+
+/** A module's logger: plain-text messages (braces are not placeholders) plus fields. */
+export interface Log {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+/** Returns the logger for one module, e.g. `getLogger("startup")` → `compute_ctl::startup`. */
+export function getLogger(module: string): Log {
+  const logger: Logger = getLogtapeLogger([ROOT_CATEGORY, module]);
+  const escape = (message: string) => message.replaceAll("{", "{{").replaceAll("}", "}}");
+  return {
+    debug: (message, fields = {}) => logger.debug(escape(message), fields),
+    info: (message, fields = {}) => logger.info(escape(message), fields),
+    warn: (message, fields = {}) => logger.warn(escape(message), fields),
+    error: (message, fields = {}) => logger.error(escape(message), fields),
+  };
+}
+
+/** Renders an unknown thrown value as one line of text for logs and API errors. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
