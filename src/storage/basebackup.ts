@@ -1,0 +1,392 @@
+/**
+ * @module
+ * Fetching a basebackup from the pageserver into PGDATA, as compute_ctl does
+ * (reference neon-01 §2.8a, neon-04 §A.3): a libpq connection to shard 0's
+ * pageserver (password = storage auth token, `application_name=compute_ctl`,
+ * `options=-c neon.compute_mode=<mode>`), the query
+ * `basebackup <tenant> <timeline> [<lsn>] --gzip [--replica]` read as COPY OUT,
+ * and the stream — byte counter → gunzip → tar — extracted straight into PGDATA.
+ *
+ * The tar reader skips end-of-archive zero blocks and the COPY is read to its
+ * very end, so an ErrorResponse the pageserver sends after a complete tar still
+ * fails the fetch (compute_ctl's `ignore_zeros`).
+ */
+
+import { Buffer } from "node:buffer";
+import { Socket } from "node:net";
+import { dirname, join } from "node:path";
+import pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
+import { type Extract, extract as tarExtract } from "tar-stream";
+import { formatLsn, type Lsn } from "../api/lsn.ts";
+import { type ComputeMode, computeModeName } from "../api/spec.ts";
+import { errorMessage, getLogger } from "../log.ts";
+
+const log = getLogger("basebackup");
+
+/** One entry of a tar being extracted: its header and a stream of its bytes. */
+type Entry = Extract extends AsyncIterable<infer E> ? E : never;
+
+/** What to fetch, from where, and into which directory. */
+export interface BasebackupRequest {
+  /** Shard 0's first pageserver, e.g. `postgresql://no_user@127.0.0.1:6400`. */
+  libpqUrl: string;
+  tenantId: string;
+  timelineId: string;
+  /** `0n` means latest (the LSN is then left out of the command). */
+  lsn: Lsn;
+  mode: ComputeMode;
+  /** The (freshly recreated) data directory to extract into. */
+  pgdata: string;
+  /** Replaces any password in `libpqUrl`. */
+  authToken?: string;
+  /** Ask for and gunzip a gzip stream; `true` (compute_ctl always does). */
+  gzip?: boolean;
+}
+
+/** What one successful fetch measured. */
+export interface BasebackupResult {
+  /** Time to establish the libpq connection (`pageserver_connect_micros`). */
+  connectMicros: number;
+  /** Bytes read from the COPY, before gunzip (`basebackup_bytes`). */
+  bytes: number;
+}
+
+/** Options of {@link fetchBasebackupWithRetries}. */
+export interface BasebackupRetryOptions {
+  /** Total attempts; 11 (compute_ctl's 10 retries) by default. */
+  attempts?: number;
+  /** Sleep before the first retry; 500 ms by default. */
+  baseDelayMs?: number;
+  /** Each next sleep is this much longer; 1.5 by default. */
+  factor?: number;
+  /** Aborts the running attempt and the waiting between attempts. */
+  signal?: AbortSignal;
+  /** Called after a failed attempt that will be retried. */
+  onRetry?: (event: { attempt: number; error: unknown; delayMs: number }) => void;
+}
+
+/** A failed basebackup; the message starts `failed to get basebackup@<lsn>`. */
+export class BasebackupError extends Error {
+  constructor(lsn: Lsn, cause: unknown) {
+    super(`failed to get basebackup@${formatLsn(lsn)}: ${errorMessage(cause)}`, { cause });
+    this.name = "BasebackupError";
+  }
+}
+
+/** A tar entry that would land outside PGDATA or is not a file or directory. */
+export class UnsafeTarEntryError extends Error {
+  constructor(name: string, reason: string) {
+    super(`refusing tar entry ${JSON.stringify(name)}: ${reason}`);
+    this.name = "UnsafeTarEntryError";
+  }
+}
+
+/**
+ * The exact query compute_ctl sends: `basebackup <t> <tl> [<lsn>] --gzip [--replica]`;
+ * the LSN is left out when it is `0/0`, `--replica` is added for every mode but
+ * Primary, and `--gzip` is left out only when `gzip: false` is asked for.
+ */
+export function basebackupCommand(
+  request: Pick<BasebackupRequest, "tenantId" | "timelineId" | "lsn" | "mode" | "gzip">,
+): string {
+  const words = ["basebackup", request.tenantId, request.timelineId];
+  if (request.lsn !== 0n) words.push(formatLsn(request.lsn));
+  if (request.gzip ?? true) words.push("--gzip");
+  if (computeModeName(request.mode) !== "primary") words.push("--replica");
+  return words.join(" ");
+}
+
+/**
+ * Turns a libpq URL (`postgresql://user:password@host:port/db`) into an npm:pg
+ * client config; every field is explicit so npm:pg consults as few `PG*`
+ * environment variables as it can.
+ */
+export function libpqClientConfig(
+  libpqUrl: string,
+  extra: { password?: string; applicationName: string; options?: string },
+): pg.ClientConfig {
+  let url: URL;
+  try {
+    url = new URL(libpqUrl);
+  } catch {
+    throw new Error(`invalid libpq URL ${JSON.stringify(libpqUrl)}`);
+  }
+  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
+    throw new Error(`invalid libpq URL ${JSON.stringify(libpqUrl)}: not postgresql://`);
+  }
+  const user = decodeURIComponent(url.username) || "no_user";
+  const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || user;
+  const password = extra.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port ? Number(url.port) : 5432,
+    user,
+    database,
+    password,
+    application_name: extra.applicationName,
+    options: extra.options,
+    ssl: false,
+    connectionTimeoutMillis: 0,
+  };
+}
+
+/**
+ * Fetches one basebackup into `request.pgdata` (overwriting what is there) and
+ * returns the connect time and compressed size. Throws {@link BasebackupError}.
+ */
+export async function fetchBasebackup(
+  request: BasebackupRequest,
+  options: { signal?: AbortSignal } = {},
+): Promise<BasebackupResult> {
+  try {
+    return await fetchOnce(request, options.signal);
+  } catch (error) {
+    throw new BasebackupError(request.lsn, error);
+  }
+}
+
+/**
+ * {@link fetchBasebackup} with compute_ctl's retries: up to `attempts` tries,
+ * sleeping `baseDelayMs × factor^n` between them; PGDATA is not cleaned between
+ * attempts (the tar overwrites). Returns the result and how many attempts it took.
+ */
+export async function fetchBasebackupWithRetries(
+  request: BasebackupRequest,
+  options: BasebackupRetryOptions = {},
+): Promise<BasebackupResult & { attempts: number }> {
+  const { attempts = 11, baseDelayMs = 500, factor = 1.5, signal, onRetry } = options;
+  for (let attempt = 1;; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return { ...(await fetchBasebackup(request, { signal })), attempts: attempt };
+    } catch (error) {
+      if (attempt >= attempts || signal?.aborted) throw error;
+      const delayMs = Math.round(baseDelayMs * factor ** (attempt - 1));
+      log.warn("basebackup attempt failed; retrying", {
+        attempt,
+        delay_ms: delayMs,
+        error: errorMessage(error),
+      });
+      onRetry?.({ attempt, error, delayMs });
+      await sleep(delayMs, signal);
+    }
+  }
+}
+
+async function fetchOnce(
+  request: BasebackupRequest,
+  signal?: AbortSignal,
+): Promise<BasebackupResult> {
+  if (!request.libpqUrl) throw new Error("no pageserver libpq URL for shard 0");
+  signal?.throwIfAborted();
+  const socket = new Socket();
+  const client = new pg.Client({
+    ...libpqClientConfig(request.libpqUrl, {
+      password: request.authToken,
+      applicationName: "compute_ctl",
+      options: `-c neon.compute_mode=${computeModeName(request.mode)}`,
+    }),
+    stream: () => socket,
+  });
+  client.on("error", () => {}); // errors surface through connect() and the COPY stream
+  const abort = () => socket.destroy(new Error("basebackup aborted"));
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    const started = performance.now();
+    await client.connect();
+    const connectMicros = Math.round((performance.now() - started) * 1000);
+    const copy = client.query(copyTo(basebackupCommand(request)));
+    const counter = { bytes: 0 };
+    const tar = tarStream(copy, counter, request.gzip ?? true);
+    await extractTarInto(request.pgdata, tar);
+    return { connectMicros, bytes: counter.bytes };
+  } finally {
+    signal?.removeEventListener("abort", abort);
+    await closeClient(client, socket);
+  }
+}
+
+async function closeClient(client: pg.Client, socket: Socket): Promise<void> {
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  try {
+    await client.end();
+  } catch {
+    // Already broken: the socket is destroyed below.
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+}
+
+/** The COPY payload (counted) as a web stream, gunzipped when asked. */
+function tarStream(
+  copy: AsyncIterable<Buffer>,
+  counter: { bytes: number },
+  gzip: boolean,
+): ReadableStream<Uint8Array> {
+  async function* counted(): AsyncGenerator<Uint8Array<ArrayBuffer>> {
+    for await (const chunk of copy) {
+      counter.bytes += chunk.length;
+      // Node Buffers are views of plain (never shared) ArrayBuffers.
+      yield chunk as Uint8Array<ArrayBuffer>;
+    }
+  }
+  const raw = ReadableStream.from(counted());
+  return gzip ? raw.pipeThrough(new DecompressionStream("gzip")) : raw;
+}
+
+// ---------------------------------------------------------------------------
+// Tar extraction
+
+/**
+ * Extracts a tar stream into `pgdata`. Zero blocks are skipped and the source is
+ * read to its end, so an error raised by the source after the archive's end
+ * still rejects. Entries are checked with {@link tarEntryPath}.
+ */
+export async function extractTarInto(
+  pgdata: string,
+  source: ReadableStream<Uint8Array>,
+): Promise<void> {
+  await Deno.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const extract = tarExtract();
+  let failure: unknown;
+  const consumer = writeEntries(extract, pgdata).catch((error) => {
+    failure = error;
+    extract.destroy(error);
+  });
+  try {
+    for await (const chunk of source) {
+      if (failure !== undefined) break;
+      const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (!extract.write(buffer)) await drained(extract);
+    }
+    if (failure === undefined) extract.end(null);
+  } catch (error) {
+    extract.destroy(error as Error);
+    await consumer;
+    throw error;
+  }
+  await consumer;
+  if (failure !== undefined) throw failure;
+}
+
+function drained(stream: Extract): Promise<void> {
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
+async function writeEntries(extract: Extract, pgdata: string): Promise<void> {
+  const directories = new Set<string>([pgdata]);
+  for await (const entry of extract) {
+    await writeEntry(pgdata, entry, directories);
+  }
+}
+
+/** `directories`: paths this extraction already made sure are real directories. */
+async function writeEntry(pgdata: string, entry: Entry, directories: Set<string>): Promise<void> {
+  const { header } = entry;
+  const relative = tarEntryPath(header.name);
+  const mode = (header.mode ?? 0) & 0o7777;
+  const type = header.type ?? "file";
+  if (relative === null) {
+    await drain(entry);
+    return;
+  }
+  const target = join(pgdata, relative);
+  if (type === "directory") {
+    await ensureDirectory(target, directories);
+    await Deno.chmod(target, mode || 0o700);
+    await drain(entry);
+  } else if (type === "file" || type === "contiguous-file") {
+    await ensureDirectory(dirname(target), directories);
+    await writeFile(target, entry, mode || 0o600);
+  } else {
+    throw new UnsafeTarEntryError(header.name, `unsupported entry type ${type}`);
+  }
+}
+
+/**
+ * The PGDATA-relative path of a tar entry name, or `null` for the archive root
+ * (`./`). Throws {@link UnsafeTarEntryError} for absolute paths and `..`.
+ */
+export function tarEntryPath(name: string): string | null {
+  if (name.startsWith("/")) throw new UnsafeTarEntryError(name, "absolute path");
+  if (name.includes("\0")) throw new UnsafeTarEntryError(name, "NUL in path");
+  const segments = name.split("/").filter((segment) => segment !== "" && segment !== ".");
+  if (segments.includes("..")) throw new UnsafeTarEntryError(name, "path escapes PGDATA");
+  return segments.length === 0 ? null : segments.join("/");
+}
+
+/** Makes `path` a real directory (a symlink there is replaced, never followed). */
+async function ensureDirectory(path: string, directories: Set<string>): Promise<void> {
+  if (directories.has(path)) return;
+  await removeIfSymlink(path);
+  await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+  directories.add(path);
+}
+
+async function writeFile(path: string, entry: Entry, mode: number): Promise<void> {
+  const file = await openForWrite(path, mode);
+  try {
+    for await (const chunk of entry as AsyncIterable<Uint8Array>) {
+      for (let offset = 0; offset < chunk.length;) {
+        offset += await file.write(chunk.subarray(offset));
+      }
+    }
+  } finally {
+    file.close();
+  }
+  // Created with `mode`; a umask only clears group/other bits, so only then chmod.
+  if ((mode & 0o7077) !== 0) await Deno.chmod(path, mode);
+}
+
+/** Opens a new file; an existing one is truncated (and a symlink replaced, not followed). */
+async function openForWrite(path: string, mode: number): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { write: true, createNew: true, mode });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+  await removeIfSymlink(path);
+  const file = await Deno.open(path, { write: true, create: true, truncate: true, mode });
+  await Deno.chmod(path, mode);
+  return file;
+}
+
+/** A symlink where the tar puts a file or directory is removed. */
+async function removeIfSymlink(path: string): Promise<void> {
+  try {
+    if ((await Deno.lstat(path)).isSymlink) await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+async function drain(entry: Entry): Promise<void> {
+  for await (const _ of entry) {
+    // Directories and skipped entries carry no data; consume the stream anyway.
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,190 @@
+/**
+ * @module
+ * compute_ctl's fast check whether the safekeepers are already in sync
+ * (reference neon-01 §2.7, neon-04 §B.1): ask every safekeeper `TIMELINE_STATUS`
+ * concurrently, each attempt bounded by 100 ms, stop once a quorum has answered or
+ * a quorum has failed, and call the timeline synced iff the quorum's answers all
+ * know the timeline and agree on one LSN for both `flush_lsn` and `commit_lsn`.
+ */
+
+import { Socket } from "node:net";
+import pg from "pg";
+import { type Lsn, parseLsn } from "../api/lsn.ts";
+
+/** What one safekeeper reports for a timeline. */
+export interface TimelineStatus {
+  flushLsn: Lsn;
+  commitLsn: Lsn;
+}
+
+/** Options of {@link timelineStatus} and {@link checkSafekeepersSynced}. */
+export interface TimelineStatusOptions {
+  tenantId: string;
+  timelineId: string;
+  /** Storage JWT, sent as the libpq password. */
+  authToken?: string;
+  /** Bound on one safekeeper's connect + query; 100 ms by default. */
+  timeoutMs?: number;
+  /** Aborts the request(s). */
+  signal?: AbortSignal;
+}
+
+/** A safekeeper did not answer within the time allowed. */
+export class SafekeeperTimeoutError extends Error {
+  constructor(address: string, timeoutMs: number) {
+    super(`safekeeper ${address} did not answer TIMELINE_STATUS within ${timeoutMs} ms`);
+    this.name = "SafekeeperTimeoutError";
+  }
+}
+
+/** ⌊n/2⌋ + 1: how many safekeepers make a quorum. */
+export function quorumSize(safekeeperCount: number): number {
+  return Math.floor(safekeeperCount / 2) + 1;
+}
+
+/**
+ * The quorum rule of compute_ctl, as a pure function of the replies that arrived
+ * (`null` = the safekeeper does not know the timeline) and the number of
+ * safekeepers: synced iff at least a quorum replied, every reply knows the
+ * timeline, all `commit_lsn` are equal, all `flush_lsn` are equal and commit ==
+ * flush. Returns that LSN, or `null` for "not synced".
+ */
+export function decideSynced(
+  replies: readonly (TimelineStatus | null)[],
+  safekeeperCount: number,
+): Lsn | null {
+  if (replies.length < quorumSize(safekeeperCount)) return null;
+  let lsn: Lsn | null = null;
+  for (const reply of replies) {
+    if (reply === null || reply.flushLsn !== reply.commitLsn) return null;
+    if (lsn === null) lsn = reply.commitLsn;
+    else if (reply.commitLsn !== lsn) return null;
+  }
+  return lsn;
+}
+
+/**
+ * Splits `host:port` (or `[v6]:port`) as found in `safekeeper_connstrings`.
+ * Throws on a missing or invalid port.
+ */
+export function parseSafekeeperAddress(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new Error(`invalid safekeeper address ${JSON.stringify(address)}: need host:port`);
+  }
+  return { host: match[1] ?? match[2], port };
+}
+
+/**
+ * Asks one safekeeper `TIMELINE_STATUS` over libpq (user `no_user`, options
+ * `-c timeline_id=<tl> tenant_id=<t>`, password = auth token) and returns its
+ * LSNs, or `null` when it does not know the timeline. Rejects on connection
+ * errors, server errors, and after `timeoutMs` ({@link SafekeeperTimeoutError}).
+ */
+export async function timelineStatus(
+  address: string,
+  options: TimelineStatusOptions,
+): Promise<TimelineStatus | null> {
+  const { host, port } = parseSafekeeperAddress(address);
+  const timeoutMs = options.timeoutMs ?? 100;
+  options.signal?.throwIfAborted();
+  const socket = new Socket();
+  const client = new pg.Client({
+    host,
+    port,
+    user: "no_user",
+    database: "no_user",
+    password: options.authToken,
+    options: `-c timeline_id=${options.timelineId} tenant_id=${options.tenantId}`,
+    ssl: false,
+    connectionTimeoutMillis: 0,
+    stream: () => socket,
+  });
+  client.on("error", () => {}); // errors surface through connect() and query()
+  const { promise: stopped, reject: stop } = Promise.withResolvers<never>();
+  const timer = setTimeout(() => stop(new SafekeeperTimeoutError(address, timeoutMs)), timeoutMs);
+  const onAbort = () => stop(options.signal?.reason);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const work = (async () => {
+    await client.connect();
+    const result = await client.query<Record<string, unknown>>("TIMELINE_STATUS");
+    return statusFromRows(address, result.rows);
+  })();
+  work.catch(() => {});
+  let answered = false;
+  try {
+    const status = await Promise.race([work, stopped]);
+    answered = true;
+    return status;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    await closeClient(client, socket, answered);
+  }
+}
+
+/** Ends the session politely after an answer, abruptly otherwise; never hangs. */
+async function closeClient(client: pg.Client, socket: Socket, graceful: boolean): Promise<void> {
+  if (!graceful) socket.destroy();
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  try {
+    await client.end();
+  } catch {
+    // Already broken.
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+}
+
+function statusFromRows(
+  address: string,
+  rows: readonly Record<string, unknown>[],
+): TimelineStatus | null {
+  if (rows.length === 0) return null;
+  const { flush_lsn: flush, commit_lsn: commit } = rows[0];
+  if (typeof flush !== "string" || typeof commit !== "string") {
+    throw new Error(`safekeeper ${address}: TIMELINE_STATUS row lacks flush_lsn/commit_lsn`);
+  }
+  return { flushLsn: parseLsn(flush), commitLsn: parseLsn(commit) };
+}
+
+/**
+ * compute_ctl's fast path: queries every safekeeper concurrently and returns the
+ * LSN they agree on (see {@link decideSynced}), or `null` when they are not
+ * synced or too many fail. Decides as soon as a quorum has answered or a quorum
+ * has failed, then aborts the requests still running. Never rejects.
+ */
+export async function checkSafekeepersSynced(
+  addresses: readonly string[],
+  options: TimelineStatusOptions,
+): Promise<Lsn | null> {
+  const quorum = quorumSize(addresses.length);
+  const controller = new AbortController();
+  const abortAll = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", abortAll, { once: true });
+  const replies: (TimelineStatus | null)[] = [];
+  let failures = 0;
+  const { promise: decided, resolve: decide } = Promise.withResolvers<Lsn | null>();
+  const requests = addresses.map((address) =>
+    timelineStatus(address, { ...options, signal: controller.signal }).then(
+      (reply) => {
+        replies.push(reply);
+        if (replies.length >= quorum) decide(decideSynced(replies, addresses.length));
+      },
+      () => {
+        failures += 1;
+        if (failures >= quorum) decide(null);
+      },
+    )
+  );
+  void Promise.all(requests).then(() => decide(decideSynced(replies, addresses.length)));
+  try {
+    return await decided;
+  } finally {
+    controller.abort();
+    options.signal?.removeEventListener("abort", abortAll);
+    await Promise.all(requests);
+  }
+}
