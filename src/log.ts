@@ -54,10 +54,24 @@ const formatter = getTextFormatter({
 
 const encoder = new TextEncoder();
 
-/** A sink writing each formatted record synchronously to stderr, so lines never interleave. */
-export const stderrSink: Sink = (record) => {
-  Deno.stderr.writeSync(encoder.encode(formatter(record)));
-};
+/**
+ * Writes `text` to stderr synchronously and completely, so lines from the
+ * logger and from the Postgres log collector never interleave. A closed stderr
+ * is ignored: losing log lines must not take the manager down.
+ */
+export function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let written = 0; written < bytes.length;) {
+      written += Deno.stderr.writeSync(bytes.subarray(written));
+    }
+  } catch {
+    // stderr is gone
+  }
+}
+
+/** A sink writing each formatted record to stderr, one line per record. */
+export const stderrSink: Sink = (record) => writeStderr(formatter(record));
 
 /**
  * Configures LogTape for the process. The level is `options.level`, else

@@ -1,0 +1,164 @@
+/**
+ * @module
+ * The configurator: the background loop that applies a spec pushed with
+ * `/configure` (`configuration_pending → configuration → running | failed`) and
+ * answers refresh requests (`refresh_configuration_pending →
+ * refresh_configuration`): re-read the config, and reconfigure only when the
+ * pageserver connection info changed. A failed refresh waits for the next
+ * request; a control plane that has no spec for us any more ends the process.
+ */
+
+import type { ComputeConfig } from "../api/config.ts";
+import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parsed_spec.ts";
+import { errorMessage, getLogger } from "../log.ts";
+import { reloadPostgres } from "../postgres/process.ts";
+import { applySpec, concurrencyForReconfigure } from "../postgres/spec_apply.ts";
+import type { NodeSettings } from "./node.ts";
+import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
+import type { ComputeState } from "./state.ts";
+
+const log = getLogger("configurator");
+
+/** How long after an unchanged or failed refresh the next one may start (reference: 5 s). */
+export const REFRESH_BACKOFF_MS = 5_000;
+
+/** What the configurator needs from the node. */
+export interface ConfiguratorContext {
+  settings: NodeSettings;
+  state: ComputeState;
+  /** The spec in force. */
+  currentSpec(): ParsedSpec;
+  /** Installs a new spec (refresh with changed pageserver info). */
+  replaceSpec(pspec: ParsedSpec): void;
+  /** Fetches the config anew: `--config` file or control plane. */
+  fetchConfig(): Promise<ComputeConfig>;
+  /** Ends the process (the control plane no longer knows this compute). */
+  exitProcess(code: number): void;
+  refreshBackoffMs?: number;
+}
+
+/**
+ * Brings a running Postgres to `pspec` without a restart: rewrite
+ * `postgresql.conf`, reload, and unless `skip_pg_catalog_updates` apply the
+ * catalog (primary only) under the size-limit override with
+ * `reconfigure_concurrency` (default 1).
+ */
+export async function reconfigure(settings: NodeSettings, pspec: ParsedSpec): Promise<void> {
+  const spec = pspec.spec;
+  await writePostgresqlConf(settings, pspec);
+  await reloadPostgres(settings.pgbin, settings.pgdata);
+  if (!spec.skip_pg_catalog_updates) {
+    await withClusterSizeOverride(settings, async () => {
+      if (spec.mode !== "Primary") return;
+      await applySpec(settings.connstr, spec, {
+        concurrency: concurrencyForReconfigure(spec),
+        privilegedRoleName: settings.privilegedRoleName,
+      });
+    });
+  }
+  log.info("finished reconfiguration", { operation_uuid: spec.operation_uuid ?? null });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Runs the configurator until `signal` aborts (the node aborts it when
+ * Postgres exits). Resolves quietly on abort.
+ */
+export async function runConfigurator(
+  ctx: ConfiguratorContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const backoffMs = ctx.refreshBackoffMs ?? REFRESH_BACKOFF_MS;
+  let refreshNotBefore = 0;
+  try {
+    while (!signal.aborted) {
+      const status = await ctx.state.waitForStatus(
+        ["configuration_pending", "refresh_configuration_pending"],
+        signal,
+      );
+      if (status === "configuration_pending") {
+        await applyPushedSpec(ctx);
+        continue;
+      }
+      const wait = refreshNotBefore - Date.now();
+      if (wait > 0) await sleep(wait, signal);
+      if (ctx.state.status !== "refresh_configuration_pending") continue;
+      const outcome = await refresh(ctx);
+      // Rate-limit repeated requests while the control plane has nothing new for us.
+      if (outcome === "unchanged" || outcome === "fetch_failed") {
+        refreshNotBefore = Date.now() + backoffMs;
+      }
+      // A failed refresh is retried when the next request (or any change) arrives.
+      if (outcome !== "unchanged" && outcome !== "reconfigured") {
+        await ctx.state.waitForChange(signal);
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) throw error;
+  }
+}
+
+async function applyPushedSpec(ctx: ConfiguratorContext): Promise<void> {
+  const { state } = ctx;
+  state.transition("configuration");
+  try {
+    await reconfigure(ctx.settings, ctx.currentSpec());
+    state.transition("running");
+  } catch (error) {
+    const message = errorMessage(error);
+    log.error("reconfiguration failed", { error: message });
+    state.error = message;
+    state.transition("failed", message);
+  }
+}
+
+type RefreshOutcome = "reconfigured" | "unchanged" | "fetch_failed" | "apply_failed";
+
+/** One refresh; says whether it reconfigured, found nothing to do, or failed (and where). */
+async function refresh(ctx: ConfiguratorContext): Promise<RefreshOutcome> {
+  const { state } = ctx;
+  state.transition("refresh_configuration");
+  let pspec: ParsedSpec | null;
+  try {
+    const config = await ctx.fetchConfig();
+    pspec = config.spec == null ? null : parseSpec(config.spec);
+  } catch (error) {
+    log.error("could not refresh the compute configuration", { error: errorMessage(error) });
+    state.transition("refresh_configuration_pending", "refresh failed");
+    return "fetch_failed";
+  }
+  if (pspec === null) {
+    log.error("compute is no longer attached (the control plane has no spec for it); exiting");
+    ctx.exitProcess(1);
+    return "fetch_failed";
+  }
+  const current = ctx.currentSpec();
+  if (samePageserverConnInfo(current.pageserverConnInfo, pspec.pageserverConnInfo)) {
+    state.transition("running", "pageserver connection info unchanged");
+    return "unchanged";
+  }
+  ctx.replaceSpec(pspec);
+  try {
+    await reconfigure(ctx.settings, pspec);
+    state.transition("running", "pageserver connection info changed");
+    return "reconfigured";
+  } catch (error) {
+    log.error("reconfiguration after refresh failed", { error: errorMessage(error) });
+    state.transition("refresh_configuration_pending", "reconfigure failed");
+    return "apply_failed";
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * @module
+ * `ComputeNode`: one compute's lifecycle in one object. `run()` waits for a
+ * spec, starts Postgres, keeps the monitor and configurator going while it
+ * runs, and after it exits records the final LSN and returns the exit code.
+ * The HTTP routes call the other public methods, one each.
+ */
+
+import type { ComputeConfig } from "../api/config.ts";
+import { type Lsn } from "../api/lsn.ts";
+import { type ParsedSpec, parseSpec } from "../api/parsed_spec.ts";
+import {
+  type ComputeMetrics,
+  type ComputeStatus,
+  type ComputeStatusResponse,
+  emptyComputeMetrics,
+  statusDebug,
+  type TerminateMode,
+} from "../api/responses.ts";
+import type { ComputeSpec } from "../api/spec.ts";
+import { errorMessage, getLogger } from "../log.ts";
+import { pagestreamRequestErrors } from "../metrics.ts";
+import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/process.ts";
+import { type ConfigSource, loadComputeConfig } from "./config_source.ts";
+import { runConfigurator } from "./configurator.ts";
+import { runMonitor } from "./monitor.ts";
+import { startCompute } from "./startup.ts";
+import { ComputeState, InvalidStatusError } from "./state.ts";
+import { syncSafekeepersOnShutdown } from "./sync_safekeepers.ts";
+import {
+  exitDelay,
+  forwardTerminationSignal,
+  requestTermination,
+  type TerminateOutcome,
+} from "./termination.ts";
+
+const log = getLogger("compute");
+
+/** How long to wait for the monitor and configurator to notice they were stopped. */
+const BACKGROUND_STOP_TIMEOUT_MS = 1_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Everything the lifecycle needs to know from the command line and environment. */
+export interface NodeSettings extends ConfigSource {
+  pgbin: string;
+  pgdata: string;
+  /** `--connstr`, as a URL string. */
+  connstr: string;
+  privilegedRoleName: string;
+  internalHttpPort: number;
+  /** Linger after a fast termination or a failed start. */
+  exitDelayMs: number;
+  /** Basebackup retries (`NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES`, default 10). */
+  basebackupRetries: number;
+  /** The `FAILPOINTS` environment variable. */
+  failpoints?: string;
+  /** `compute_ctl_config.tls` is set. */
+  tlsConfigured?: boolean;
+  /** Delay between rate-limited refreshes (tests shorten it). */
+  refreshBackoffMs?: number;
+}
+
+/** `/refresh_configuration` in a status that does not allow it (HTTP 500). */
+export class RefreshNotAllowedError extends Error {
+  override name = "RefreshNotAllowedError";
+}
+
+/** `/configure` ended in `failed`; `detail` is the recorded error (HTTP 500). */
+export class ConfigurationFailedError extends Error {
+  override name = "ConfigurationFailedError";
+  constructor(readonly detail: string) {
+    super(`compute configuration failed: ${JSON.stringify(detail)}`);
+  }
+}
+
+/** Options beyond the settings: hooks tests and `main` may replace. */
+export interface NodeHooks {
+  /** Ends the process; default forwards termination to Postgres, then `Deno.exit`. */
+  exitProcess?: (code: number) => void;
+}
+
+/** One compute: its state, its Postgres, and the operations the HTTP API offers. */
+export class ComputeNode {
+  readonly state = new ComputeState();
+  readonly metrics: ComputeMetrics = emptyComputeMetrics();
+  readonly settings: NodeSettings;
+  #pspec: ParsedSpec | null = null;
+  #postgres: PostgresProcess | null = null;
+  #flushLsn: Lsn | null = null;
+  #syncAbort = new AbortController();
+  #exitProcess: (code: number) => void;
+
+  /** Throws `SpecError` when `config.spec` is present but invalid. */
+  constructor(settings: NodeSettings, config: ComputeConfig, hooks: NodeHooks = {}) {
+    this.settings = settings;
+    if (config.spec != null) this.#setSpec(parseSpec(config.spec));
+    this.#exitProcess = hooks.exitProcess ?? ((code) => {
+      this.forwardTerminationSignal();
+      Deno.exit(code);
+    });
+  }
+
+  #setSpec(pspec: ParsedSpec): void {
+    this.#pspec = pspec;
+    this.state.identity = { tenant: pspec.tenantId, timeline: pspec.timelineId };
+  }
+
+  /** Sends SIGTERM to a running sync-safekeepers and SIGINT to Postgres. */
+  forwardTerminationSignal(): void {
+    forwardTerminationSignal({ postgres: this.#postgres, syncAbort: this.#syncAbort });
+  }
+
+  /**
+   * The whole lifecycle; resolves with the process exit code: Postgres's own
+   * code, 1 if it was killed by a signal or the start failed, 0 after a
+   * compute terminated before it ever had a spec.
+   */
+  async run(): Promise<number> {
+    if (this.#pspec === null) {
+      const ended = await this.#waitForSpec();
+      if (ended !== null) return ended;
+    }
+    const pspec = this.#pspec!;
+    this.state.transition("init");
+
+    const background = new AbortController();
+    const tasks = [
+      runMonitor({ connstr: this.settings.connstr, state: this.state }, background.signal),
+      runConfigurator({
+        settings: this.settings,
+        state: this.state,
+        currentSpec: () => this.#pspec!,
+        replaceSpec: (next) => this.#setSpec(next),
+        fetchConfig: () => loadComputeConfig(this.settings),
+        exitProcess: (code) => this.#exitProcess(code),
+        refreshBackoffMs: this.settings.refreshBackoffMs,
+      }, background.signal),
+    ].map((task) =>
+      task.catch((error) => log.error("background task failed", { error: errorMessage(error) }))
+    );
+
+    const { postgres, started } = await startCompute({
+      settings: this.settings,
+      state: this.state,
+      metrics: this.metrics,
+      pspec,
+      onSpawn: (proc) => this.#postgres = proc,
+      signal: this.#syncAbort.signal,
+    });
+    const startupFailed = !started;
+
+    let exit: ExitInfo | null = null;
+    if (postgres !== null) {
+      exit = await postgres.exited;
+      log.info(`postgres exited with ${describeExit(exit)}`);
+    }
+    background.abort();
+    // A task stuck in a request to a dead Postgres or the control plane must not hold us up.
+    await Promise.race([Promise.all(tasks), sleep(BACKGROUND_STOP_TIMEOUT_MS)]);
+    this.#postgres = null;
+
+    const statusBeforeExit = await this.#cleanupAfterPostgresExit();
+    this.#terminateAtOnceFromNowOn();
+    const delayMs = exitDelay(statusBeforeExit, startupFailed, this.settings.exitDelayMs);
+    log.info(`exiting in ${delayMs} ms`);
+    await sleep(delayMs);
+    if (startupFailed) return 1;
+    return exit?.code ?? 1;
+  }
+
+  /**
+   * Waits in `empty` for `/configure` (then records the wait and restarts the
+   * clock) or `/terminate` (then ends: returns the exit code). Null means "go on".
+   */
+  async #waitForSpec(): Promise<number | null> {
+    log.info("no spec yet, waiting for /configure");
+    const status = await this.state.waitForStatus([
+      "configuration_pending",
+      "termination_pending_fast",
+      "termination_pending_immediate",
+    ]);
+    if (status !== "configuration_pending") {
+      this.state.transition("terminated", "terminated before any spec arrived");
+      await sleep(exitDelay(status, false, this.settings.exitDelayMs));
+      return 0;
+    }
+    const now = new Date();
+    this.metrics.wait_for_spec_ms = Math.max(0, now.getTime() - this.state.startTime.getTime());
+    this.state.startTime = now;
+    return null;
+  }
+
+  /**
+   * After Postgres is gone: a primary asks the safekeepers for the final flush
+   * LSN; a pending termination becomes `terminated`. Returns the status seen
+   * before that move, which decides the exit delay.
+   */
+  async #cleanupAfterPostgresExit(): Promise<ComputeStatus> {
+    const pspec = this.#pspec!;
+    if (pspec.spec.mode === "Primary") {
+      this.#flushLsn = await syncSafekeepersOnShutdown(this.settings, pspec);
+    }
+    const status = this.state.status;
+    if (status === "termination_pending_fast" || status === "termination_pending_immediate") {
+      this.state.transition("terminated", "postgres has stopped");
+    }
+    return status;
+  }
+
+  /** Once Postgres is gone, a late `/terminate` has nothing to wait for. */
+  #terminateAtOnceFromNowOn(): void {
+    const pending: ComputeStatus[] = ["termination_pending_fast", "termination_pending_immediate"];
+    this.state.waitForStatus(pending).then(() => {
+      this.state.transition("terminated", "postgres had already stopped");
+    });
+  }
+
+  /**
+   * `/configure`: validates the spec (`SpecError`), requires `empty` or
+   * `running` ({@link InvalidStatusError}), queues it and waits until the
+   * compute is `running` (returns `/status`) or `failed`
+   * ({@link ConfigurationFailedError}).
+   */
+  async configure(spec: ComputeSpec): Promise<ComputeStatusResponse> {
+    const pspec = parseSpec(spec);
+    const status = this.state.status;
+    if (status !== "empty" && status !== "running") throw new InvalidStatusError(status);
+    this.#setSpec(pspec);
+    this.state.transition("configuration_pending", "new spec received");
+    const outcome = await this.state.waitForStatus(["running", "failed"]);
+    if (outcome === "failed") {
+      throw new ConfigurationFailedError(this.state.error ?? "unknown error");
+    }
+    return this.state.snapshot();
+  }
+
+  /**
+   * `/refresh_configuration`: counts the request, then from `running`, `failed`
+   * or `refresh_configuration_pending` asks the configurator to refresh; in
+   * `init` does nothing; otherwise throws {@link RefreshNotAllowedError}.
+   */
+  refreshConfiguration(): void {
+    pagestreamRequestErrors.inc();
+    const status = this.state.status;
+    if (status === "init") return;
+    if (
+      status === "running" || status === "failed" || status === "refresh_configuration_pending"
+    ) {
+      this.state.transition("refresh_configuration_pending", "refresh requested");
+      return;
+    }
+    throw new RefreshNotAllowedError(
+      `Cannot refresh compute configuration in state ${statusDebug(status)}`,
+    );
+  }
+
+  /** `/terminate`: see `requestTermination`. */
+  terminate(mode: TerminateMode): Promise<TerminateOutcome> {
+    return requestTermination({
+      state: this.state,
+      flushLsn: () => this.#flushLsn,
+      forward: () => this.forwardTerminationSignal(),
+    }, mode);
+  }
+
+  /** `/status`. */
+  statusResponse(): ComputeStatusResponse {
+    return this.state.snapshot();
+  }
+
+  /** `/metrics.json`: a copy of the start-up metrics. */
+  metricsJson(): ComputeMetrics {
+    return { ...this.metrics };
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * @module
+ * The first start of a compute, from `init` to `running` (or `failed`): wipe
+ * PGDATA, write `postgresql.conf`, choose the LSN, fetch the basebackup, fix up
+ * `pg_hba.conf` / `pg_dynshmem` / `standby.signal`, start Postgres and wait for
+ * it, then (primary only) apply the spec's catalog and start the migrations in
+ * the background. Each phase is timed into `ComputeMetrics`.
+ */
+
+import type { Lsn } from "../api/lsn.ts";
+import { type ParsedSpec, shardLibpqUrl, staticLsn } from "../api/parsed_spec.ts";
+import type { ComputeMetrics } from "../api/responses.ts";
+import { errorMessage, getLogger } from "../log.ts";
+import { dbMigrationFailed } from "../metrics.ts";
+import {
+  ensureMd5HbaLine,
+  lineInFile,
+  linkDynshmem,
+  recreatePgdata,
+  writeStandbySignal,
+} from "../postgres/files.ts";
+import { runMigrations } from "../postgres/migrations.ts";
+import {
+  type PostgresProcess,
+  reloadPostgres,
+  spawnPostgres,
+  waitForReady,
+} from "../postgres/process.ts";
+import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
+import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
+import type { NodeSettings } from "./node.ts";
+import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
+import type { ComputeState } from "./state.ts";
+import { syncSafekeepersForStart } from "./sync_safekeepers.ts";
+
+const log = getLogger("startup");
+
+/** Basebackup retries when `NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES` is unset (11 attempts). */
+export const DEFAULT_BASEBACKUP_RETRIES = 10;
+/** First basebackup retry delay; each next one is 1.5 times longer. */
+export const BASEBACKUP_BASE_DELAY_MS = 500;
+
+/** The line that re-enables logical replication subscribers after the first apply. */
+export const ENABLE_SUBSCRIBERS_LINE = "neon.disable_logical_replication_subscribers=false";
+
+/** What the start-up needs from the node. */
+export interface StartupContext {
+  settings: NodeSettings;
+  state: ComputeState;
+  metrics: ComputeMetrics;
+  pspec: ParsedSpec;
+  /** Called as soon as the postmaster exists, so termination can signal it. */
+  onSpawn(proc: PostgresProcess): void;
+  /** Aborted when the compute is being terminated: stops sync and basebackup retries. */
+  signal: AbortSignal;
+}
+
+/**
+ * Reads the failpoint `compute-migration=return(N)` out of a `FAILPOINTS`
+ * value (`name=actions;name=actions`) and returns N: the migration to fail.
+ */
+export function migrationFailpoint(failpoints: string | undefined): number | undefined {
+  for (const entry of (failpoints ?? "").split(";")) {
+    const match = /^\s*compute-migration\s*=\s*return\((\d+)\)\s*$/.exec(entry);
+    if (match) return Number(match[1]);
+  }
+  return undefined;
+}
+
+function elapsedMs(since: number): number {
+  return Math.round(performance.now() - since);
+}
+
+function childEnv(pspec: ParsedSpec): Record<string, string> {
+  const token = pspec.spec.storage_auth_token;
+  return token ? { NEON_AUTH_TOKEN: token } : {};
+}
+
+/** How the start-up ended: the Postgres process (if spawned) and whether it reached `running`. */
+export interface StartupOutcome {
+  postgres: PostgresProcess | null;
+  started: boolean;
+}
+
+/**
+ * Runs the start-up with the status at `init`. Ends in `running`, or in
+ * `failed` with the error text recorded and Postgres (if spawned) sent SIGQUIT.
+ */
+export async function startCompute(ctx: StartupContext): Promise<StartupOutcome> {
+  const { settings, state, metrics, pspec } = ctx;
+  log.info("starting compute", {
+    tenant_id: pspec.tenantId,
+    timeline_id: pspec.timelineId,
+    mode: JSON.stringify(pspec.spec.mode),
+    operation_uuid: pspec.spec.operation_uuid ?? null,
+  });
+  let proc: PostgresProcess | null = null;
+  try {
+    await preparePgdata(ctx);
+    const startedAt = performance.now();
+    proc = spawnPostgres({ pgbin: settings.pgbin, pgdata: settings.pgdata, env: childEnv(pspec) });
+    ctx.onSpawn(proc);
+    await waitForReady(settings.pgdata, proc);
+    metrics.start_postgres_ms = elapsedMs(startedAt);
+
+    const configStartedAt = performance.now();
+    if (pspec.spec.mode === "Primary" && !pspec.spec.skip_pg_catalog_updates) {
+      await configureAsPrimary(ctx);
+    }
+    metrics.config_ms = elapsedMs(configStartedAt);
+    metrics.total_startup_ms = Math.max(0, Date.now() - state.startTime.getTime());
+    state.transition("running", `started in ${metrics.total_startup_ms} ms`);
+    return { postgres: proc, started: true };
+  } catch (error) {
+    const message = errorMessage(error);
+    log.error("could not start the compute", { error: message });
+    state.error = message;
+    state.transition("failed", message);
+    proc?.kill("SIGQUIT");
+    return { postgres: proc, started: false };
+  }
+}
+
+/** Wipes PGDATA and fills it: conf, basebackup at the chosen LSN, and the fix-ups. */
+async function preparePgdata(ctx: StartupContext): Promise<void> {
+  const { settings, metrics, pspec } = ctx;
+  const pgdata = settings.pgdata;
+  await recreatePgdata(pgdata);
+  await writePostgresqlConf(settings, pspec);
+
+  const lsn = await chooseLsn(ctx);
+  const libpqUrl = shardLibpqUrl(pspec.pageserverConnInfo, 0);
+  if (libpqUrl === undefined) {
+    throw new Error("shard 0 has no libpq_url: basebackup over gRPC is not supported");
+  }
+  const startedAt = performance.now();
+  const result = await fetchBasebackupWithRetries({
+    libpqUrl,
+    tenantId: pspec.tenantId,
+    timelineId: pspec.timelineId,
+    lsn,
+    mode: pspec.spec.mode,
+    pgdata,
+    authToken: pspec.spec.storage_auth_token ?? undefined,
+  }, {
+    attempts: settings.basebackupRetries + 1,
+    baseDelayMs: BASEBACKUP_BASE_DELAY_MS,
+    signal: ctx.signal,
+  });
+  metrics.pageserver_connect_micros = result.connectMicros;
+  metrics.basebackup_bytes = result.bytes;
+  metrics.basebackup_ms = elapsedMs(startedAt);
+
+  await ensureMd5HbaLine(pgdata);
+  await linkDynshmem(pgdata);
+  if (pspec.spec.mode !== "Primary") await writeStandbySignal(pgdata);
+}
+
+/** Primary: the safekeepers' commit LSN; Static: the spec's; Replica: 0 (latest). */
+async function chooseLsn(ctx: StartupContext): Promise<Lsn> {
+  const { pspec } = ctx;
+  if (pspec.spec.mode === "Primary") {
+    return await syncSafekeepersForStart(ctx.settings, pspec, ctx.metrics, ctx.signal);
+  }
+  return staticLsn(pspec.spec) ?? 0n;
+}
+
+/**
+ * Applies the spec's roles, databases and extensions with the size limit
+ * lifted, re-enables logical replication subscribers, reloads, and starts the
+ * migrations in the background.
+ */
+async function configureAsPrimary(ctx: StartupContext): Promise<void> {
+  const { settings, pspec } = ctx;
+  await withClusterSizeOverride(settings, async () => {
+    await applySpec(settings.connstr, pspec.spec, {
+      concurrency: concurrencyForStartup(pspec.spec),
+      privilegedRoleName: settings.privilegedRoleName,
+    });
+  });
+  await lineInFile(`${settings.pgdata}/postgresql.conf`, ENABLE_SUBSCRIBERS_LINE);
+  await reloadPostgres(settings.pgbin, settings.pgdata);
+  startMigrations(settings);
+}
+
+/** Runs the built-in migrations without waiting; failures are counted and logged. */
+function startMigrations(settings: NodeSettings): void {
+  runMigrations(settings.connstr, {
+    privilegedRoleName: settings.privilegedRoleName,
+    failAt: migrationFailpoint(settings.failpoints),
+    onFailure: (migrationId: number) => {
+      dbMigrationFailed.inc({ migration_id: String(migrationId) });
+    },
+  }).catch((error: unknown) => {
+    log.error("migrations failed", { error: errorMessage(error) });
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * @module
+ * Finding the LSN a primary starts from (and stops at): first the fast path,
+ * asking a quorum of safekeepers for `TIMELINE_STATUS`; if they are not in
+ * sync, `postgres --sync-safekeepers` where the binary has it (Neon's build).
+ * Vanilla Postgres lacks the flag, and then an unsynced quorum is an error at
+ * start and a null LSN at shutdown.
+ */
+
+import { formatLsn, type Lsn } from "../api/lsn.ts";
+import type { ParsedSpec } from "../api/parsed_spec.ts";
+import { errorMessage, getLogger } from "../log.ts";
+import { runSyncSafekeepers, supportsSyncSafekeepers } from "../postgres/process.ts";
+import { checkSafekeepersSynced } from "../storage/safekeepers.ts";
+import type { NodeSettings } from "./node.ts";
+
+const log = getLogger("sync_safekeepers");
+
+/** Sleeps before each full-sync retry: 0, then 1.1ⁿ s capped at 3 s (6 attempts). */
+export const SYNC_RETRY_DELAYS_MS = [0, 1100, 1210, 1331, 1464, 1611];
+
+/** Where the time went, for `ComputeMetrics`. */
+export interface SyncTimings {
+  sync_sk_check_ms: number;
+  sync_safekeepers_ms: number;
+}
+
+function childEnv(pspec: ParsedSpec): Record<string, string> {
+  const token = pspec.spec.storage_auth_token;
+  return token ? { NEON_AUTH_TOKEN: token } : {};
+}
+
+/** Asks the safekeepers whether a quorum agrees on one committed LSN; null if not. */
+async function fastPath(pspec: ParsedSpec): Promise<Lsn | null> {
+  try {
+    return await checkSafekeepersSynced(pspec.safekeeperConnstrings, {
+      tenantId: pspec.tenantId,
+      timelineId: pspec.timelineId,
+      authToken: pspec.spec.storage_auth_token ?? undefined,
+    });
+  } catch (error) {
+    log.warn("checking whether safekeepers are synced failed", { error: errorMessage(error) });
+    return null;
+  }
+}
+
+/**
+ * The LSN a primary starts from: the fast path, else a full sync with up to six
+ * attempts. Throws when neither works (including when the binary has no
+ * `--sync-safekeepers`). `signal` aborts a running sync (SIGTERM).
+ */
+export async function syncSafekeepersForStart(
+  settings: NodeSettings,
+  pspec: ParsedSpec,
+  timings: SyncTimings,
+  signal?: AbortSignal,
+): Promise<Lsn> {
+  const checkStart = performance.now();
+  const synced = await fastPath(pspec);
+  timings.sync_sk_check_ms = Math.round(performance.now() - checkStart);
+  if (synced !== null) {
+    log.info("safekeepers are already synced", { lsn: formatLsn(synced) });
+    return synced;
+  }
+  if (!(await supportsSyncSafekeepers(settings.pgbin))) {
+    throw new Error(
+      `safekeepers are not in sync and ${settings.pgbin} does not support --sync-safekeepers ` +
+        "(vanilla Postgres); cannot choose a start LSN",
+    );
+  }
+  const syncStart = performance.now();
+  let lastError: unknown;
+  for (const delayMs of SYNC_RETRY_DELAYS_MS) {
+    signal?.throwIfAborted();
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    try {
+      const lsn = await runSyncSafekeepers({
+        pgbin: settings.pgbin,
+        pgdata: settings.pgdata,
+        env: childEnv(pspec),
+        signal,
+      });
+      timings.sync_safekeepers_ms = Math.round(performance.now() - syncStart);
+      return lsn;
+    } catch (error) {
+      lastError = error;
+      log.warn("sync-safekeepers failed", { error: errorMessage(error) });
+    }
+  }
+  throw new Error(`failed to sync safekeepers: ${errorMessage(lastError)}`, { cause: lastError });
+}
+
+/**
+ * The final flush LSN after Postgres stopped: the fast path, else one full sync
+ * where supported. Never throws: returns null and logs why when neither works.
+ */
+export async function syncSafekeepersOnShutdown(
+  settings: NodeSettings,
+  pspec: ParsedSpec,
+  signal?: AbortSignal,
+): Promise<Lsn | null> {
+  log.info("syncing safekeepers on shutdown");
+  const synced = await fastPath(pspec);
+  if (synced !== null) return synced;
+  if (!(await supportsSyncSafekeepers(settings.pgbin))) {
+    log.warn(
+      "safekeepers are not in sync and the postgres binary has no --sync-safekeepers; " +
+        "reporting no flush LSN",
+    );
+    return null;
+  }
+  try {
+    return await runSyncSafekeepers({
+      pgbin: settings.pgbin,
+      pgdata: settings.pgdata,
+      env: childEnv(pspec),
+      signal,
+    });
+  } catch (error) {
+    log.warn("sync-safekeepers on shutdown failed; reporting no flush LSN", {
+      error: errorMessage(error),
+    });
+    return null;
+  }
+}
