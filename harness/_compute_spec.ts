@@ -1,0 +1,141 @@
+/**
+ * @module
+ * The `ComputeConfig` the harness hands a compute (in `config.json` or through
+ * the control plane), shaped like the one `neon_local` writes: a primary with
+ * one role and one database, the unsharded pageserver connection info plus the
+ * legacy connstring, every safekeeper, and a small vanilla `postgresql.conf`.
+ */
+
+import { createHash } from "node:crypto";
+import type { JsonObject } from "./control_plane.ts";
+
+/** The role every generated spec creates. */
+export const SPEC_ROLE = { name: "alice", password: "alice-secret-password" } as const;
+
+/** The database every generated spec creates, owned by {@linkcode SPEC_ROLE}. */
+export const SPEC_DATABASE = "appdb";
+
+/** A pageserver as a spec names it. */
+export interface SpecPageserver {
+  id: number;
+  libpqUrl: string;
+}
+
+/** What varies between generated specs. */
+export interface SpecInputs {
+  computeId: string;
+  tenantId: string;
+  timelineId: string;
+  pgPort: number;
+  /** Directory for Postgres's unix socket (`unix_socket_directories`). */
+  socketDir: string;
+  pageserver: SpecPageserver;
+  /** `host:port` of every safekeeper. */
+  safekeepers: readonly string[];
+  /** Extra `postgresql.conf` lines, appended after the generated ones. */
+  postgresqlConf?: readonly string[];
+}
+
+/** The md5 verifier body Neon specs carry: hex md5 of password then role name, no `md5` prefix. */
+export function md5Password(password: string, role: string): string {
+  return createHash("md5").update(password + role).digest("hex");
+}
+
+/** A random 32-hex tenant or timeline id. */
+export function randomHexId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** `pageserver_connection_info` for an unsharded tenant served by `pageserver`. */
+export function pageserverConnectionInfo(pageserver: SpecPageserver): JsonObject {
+  return {
+    shard_count: 0,
+    stripe_size: null,
+    shards: {
+      "0000": {
+        pageservers: [{ id: pageserver.id, libpq_url: pageserver.libpqUrl, grpc_url: null }],
+      },
+    },
+    prefer_protocol: "libpq",
+  };
+}
+
+/**
+ * Points `spec` at `pageserver`: replaces `pageserver_connection_info` and the
+ * legacy `pageserver_connstring`, like `neon_local endpoint update-pageservers`.
+ */
+export function withPageserver(spec: JsonObject, pageserver: SpecPageserver): JsonObject {
+  return {
+    ...spec,
+    pageserver_connection_info: pageserverConnectionInfo(pageserver),
+    pageserver_connstring: pageserver.libpqUrl,
+  };
+}
+
+/** The vanilla `postgresql.conf` text of a generated spec. */
+export function renderPostgresqlConf(inputs: SpecInputs): string {
+  const lines = [
+    `port=${inputs.pgPort}`,
+    "listen_addresses='127.0.0.1'",
+    `unix_socket_directories='${inputs.socketDir}'`,
+    "shared_buffers=1MB",
+    "max_connections=100",
+    "fsync=off",
+    ...(inputs.postgresqlConf ?? []),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** A primary's `ComputeSpec` (neon-04 §C.2) for `inputs`. */
+export function generateComputeSpec(inputs: SpecInputs): JsonObject {
+  return withPageserver({
+    format_version: 1.0,
+    operation_uuid: null,
+    cluster: {
+      cluster_id: inputs.computeId,
+      name: inputs.computeId,
+      roles: [{
+        name: SPEC_ROLE.name,
+        encrypted_password: md5Password(SPEC_ROLE.password, SPEC_ROLE.name),
+        options: null,
+      }],
+      databases: [{ name: SPEC_DATABASE, owner: SPEC_ROLE.name, options: null }],
+      postgresql_conf: renderPostgresqlConf(inputs),
+      settings: [],
+    },
+    delta_operations: null,
+    skip_pg_catalog_updates: false,
+    tenant_id: inputs.tenantId,
+    timeline_id: inputs.timelineId,
+    endpoint_id: inputs.computeId,
+    safekeeper_connstrings: [...inputs.safekeepers],
+    mode: "Primary",
+    reconfigure_concurrency: 1,
+    suspend_timeout_seconds: -1,
+  }, inputs.pageserver);
+}
+
+/** The `compute_ctl_config` of generated configs: no JWKs. */
+export function defaultComputeCtlConfig(): JsonObject {
+  return { jwks: { keys: [] } };
+}
+
+/**
+ * Merges `patch` into `base` like the Python fixtures' `respec_deep`: objects
+ * merge key by key, anything else (arrays included) replaces. Returns a new value.
+ */
+export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
+  const merged: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(patch)) {
+    const current = merged[key];
+    merged[key] = isPlainObject(current) && isPlainObject(value)
+      ? deepMerge(current, value)
+      : structuredClone(value);
+  }
+  return merged;
+}
+
+function isPlainObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,139 @@
+/**
+ * @module
+ * The harness's command line. `demo` starts a storage cluster in a box (a
+ * control plane, two pageservers, three safekeepers) with one primary compute
+ * started from `config.json`, writes `cluster.json`, prints how to reach it and
+ * runs until SIGINT or SIGTERM, then stops everything and exits 0.
+ *
+ * ```sh
+ * deno task demo [--dir DIR]
+ * ```
+ */
+
+import { Command, CommanderError } from "commander";
+import {
+  type Cluster,
+  type ComputeHandle,
+  SPEC_DATABASE,
+  SPEC_ROLE,
+  startCluster,
+} from "./cluster.ts";
+
+/** Options of {@linkcode runDemo}. */
+export interface DemoOptions {
+  /** Where `cluster.json` goes; default a fresh temporary directory, removed on exit. */
+  dir?: string;
+  /** Where the summary goes; default stdout. */
+  print?: (line: string) => void;
+  /** Resolves when the demo should stop; default the first SIGINT or SIGTERM. */
+  stopSignal?: Promise<unknown>;
+}
+
+/**
+ * Runs the demo: starts the cluster, waits until the compute is running,
+ * writes `DIR/cluster.json`, prints a summary, waits for `stopSignal`, then
+ * stops every process and removes what it created.
+ */
+export async function runDemo(
+  { dir, print = console.log, stopSignal = nextTerminationSignal() }: DemoOptions = {},
+): Promise<void> {
+  const ownDir = dir === undefined;
+  const outDir = dir ?? await Deno.makeTempDir({ prefix: "compute-ctl-demo-" });
+  await Deno.mkdir(outDir, { recursive: true });
+  const clusterJsonPath = `${outDir}/cluster.json`;
+  let cluster: Cluster | undefined;
+  try {
+    print(`starting the demo cluster (output in ${outDir}) …`);
+    cluster = await startCluster({
+      pageservers: 2,
+      safekeepers: 3,
+      exitDelayMs: 1_000,
+      computes: [{ id: "compute-1", source: "config" }],
+    });
+    await cluster.writeClusterJson(clusterJsonPath);
+    const compute = cluster.compute("compute-1");
+    compute.exited.then((code) => print(`compute ${compute.id} exited with code ${code}`));
+    for (const line of summary(cluster, compute, clusterJsonPath)) print(line);
+    await stopSignal;
+    print("stopping …");
+  } finally {
+    await cluster?.close();
+    await Deno.remove(clusterJsonPath).catch(() => {});
+    if (ownDir) await Deno.remove(outDir, { recursive: true }).catch(() => {});
+  }
+  print("stopped");
+}
+
+function summary(cluster: Cluster, compute: ComputeHandle, clusterJsonPath: string): string[] {
+  return [
+    "",
+    "demo cluster is running",
+    `  cluster.json    ${clusterJsonPath}`,
+    `  control plane   ${cluster.controlPlane.url}`,
+    ...cluster.pageservers.map((ps) =>
+      `  pageserver ${ps.id}    ${ps.libpqUrl}  (http ${ps.httpUrl})`
+    ),
+    ...cluster.safekeepers.map((sk) => `  safekeeper ${sk.id}    ${sk.address}`),
+    `  compute ${compute.id}`,
+    `    tenant/timeline ${compute.tenantId}/${compute.timelineId}`,
+    `    external http ${compute.externalHttp}  (curl -s ${compute.externalHttp}/status)`,
+    `    internal http ${compute.internalHttp}`,
+    `    config.json   ${compute.configPath}`,
+    `    compute.log   ${compute.logPath}`,
+    "",
+    "connect with:",
+    `  psql '${compute.postgresUrl}'`,
+    `  psql '${
+      compute.connectionUrl({
+        user: SPEC_ROLE.name,
+        password: SPEC_ROLE.password,
+        database: SPEC_DATABASE,
+      })
+    }'`,
+    "",
+    "press Ctrl-C to stop",
+  ];
+}
+
+/** Resolves on the first SIGINT or SIGTERM, then stops listening. */
+export function nextTerminationSignal(): Promise<Deno.Signal> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        for (const [index, other] of signals.entries()) {
+          Deno.removeSignalListener(other, handlers[index]);
+        }
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}
+
+/** Parses `argv` and runs the chosen command; returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command("harness")
+    .description("The emulated Neon storage cluster around compute_ctl")
+    .exitOverride();
+  program.command("demo")
+    .description("Run a control plane, 2 pageservers, 3 safekeepers and one compute until Ctrl-C")
+    .option("--dir <dir>", "where to write cluster.json (default: a fresh temporary directory)")
+    .action(async (options: { dir?: string }) => {
+      await runDemo({ dir: options.dir });
+    });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    console.error(`harness: ${error instanceof Error ? error.message : error}`);
+    exitCode = 1;
+  }
+  return exitCode;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,273 @@
+/**
+ * @module
+ * A storage cluster in a box around real compute managers: one timeline store,
+ * pageservers and safekeepers that serve it, the fake control plane, and
+ * compute managers launched exactly as production launches them
+ * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), each in
+ * its own directory with `config.json`, `compute.log` and `pgdata/`.
+ * Disposing the cluster stops every process and removes its temporary root,
+ * also when the test using it failed.
+ *
+ * ```ts
+ * await using cluster = await startCluster({ computes: [{ id: "c1" }] });
+ * const status = await cluster.compute("c1").status();
+ * ```
+ */
+
+import { type ControlPlane, type JsonObject, startControlPlane } from "./control_plane.ts";
+import { type Pageserver, startPageserver } from "./pageserver.ts";
+import { type Safekeeper, startSafekeeper } from "./safekeeper.ts";
+import { createTimelineStore, type TimelineStore } from "./timeline_store.ts";
+import {
+  type ComputeHandle,
+  type ComputeOptions,
+  launchCompute,
+  ownedDir,
+  REPO_ROOT,
+  specPageserver,
+  writeJsonAtomically,
+} from "./_compute.ts";
+import { pageserverConnectionInfo } from "./_compute_spec.ts";
+import {
+  assertReadableBy,
+  lookupUser,
+  type OsUser,
+  PG_OS_USER,
+  reapProcessesUsing,
+} from "./_processes.ts";
+
+export {
+  md5Password,
+  pageserverConnectionInfo,
+  SPEC_DATABASE,
+  SPEC_ROLE,
+  withPageserver,
+} from "./_compute_spec.ts";
+export { REPO_ROOT, specPageserver } from "./_compute.ts";
+export type { ComputeHandle, ComputeOptions, ConfigFile, HttpResult } from "./_compute.ts";
+export type { JsonObject } from "./control_plane.ts";
+
+/** PostgreSQL 15's `postgres` binary, as `--pgbin` gets it. */
+export const DEFAULT_PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+
+/** Options of {@linkcode startCluster}. */
+export interface ClusterOptions {
+  pageservers?: number;
+  safekeepers?: number;
+  computes?: ComputeOptions[];
+  /** Default `--exit-delay-ms` of every compute (Neon lingers 30 s; tests need not). */
+  exitDelayMs?: number;
+  pgbin?: string;
+  /** Parent of the temporary root; must be a place the `compute` permission set may write. */
+  tmpDir?: string;
+}
+
+/** A running cluster; `await using` (or `close()`) stops everything and removes `root`. */
+export interface Cluster extends AsyncDisposable {
+  readonly root: string;
+  readonly pgbin: string;
+  readonly store: TimelineStore;
+  readonly controlPlane: ControlPlane;
+  readonly pageservers: readonly Pageserver[];
+  readonly safekeepers: readonly Safekeeper[];
+  readonly computes: readonly ComputeHandle[];
+  compute(id: string): ComputeHandle;
+  /** Creates the timeline, attaches it everywhere, writes the config and launches the manager. */
+  startCompute(options: ComputeOptions): Promise<ComputeHandle>;
+  /** Stops a pageserver early (e.g. "pageserver down"); dispose will not stop it again. */
+  stopPageserver(pageserver: Pageserver): Promise<void>;
+  /** Stops a safekeeper early; dispose will not stop it again. */
+  stopSafekeeper(safekeeper: Safekeeper): Promise<void>;
+  /** `pageserver_connection_info` naming `pageserver` (unsharded). */
+  pageserverConnectionInfo(pageserver: Pageserver): JsonObject;
+  /** The `cluster.json` document (see {@linkcode writeClusterJson}). */
+  clusterJson(): JsonObject;
+  /** Writes `cluster.json` (pretty JSON) to `path`. */
+  writeClusterJson(path: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a cluster: temp root, timeline store, `pageservers` pageservers
+ * (default 2), `safekeepers` safekeepers (default 3), the control plane, then
+ * each compute of `computes` in order, waiting for each as its options say.
+ * On any failure everything started so far is stopped before the error is thrown.
+ */
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const {
+    pageservers: pageserverCount = 2,
+    safekeepers: safekeeperCount = 3,
+    computes: computeOptions = [],
+    exitDelayMs = 100,
+    pgbin = DEFAULT_PGBIN,
+    tmpDir = "/tmp",
+  } = options;
+  const user = await lookupUser(PG_OS_USER);
+  await checkRepository(user);
+
+  const root = await Deno.makeTempDir({ dir: tmpDir, prefix: "compute-ctl-cluster-" });
+  await Deno.chmod(root, 0o711);
+  const cleanups: (() => Promise<void>)[] = [];
+  const computes: ComputeHandle[] = [];
+  let closing: Promise<void> | undefined;
+
+  const close = () =>
+    closing ??= (async () => {
+      const errors: unknown[] = [];
+      const settle = async (fn: () => Promise<unknown>) => {
+        try {
+          await fn();
+        } catch (error) {
+          errors.push(error);
+        }
+      };
+      await Promise.all(computes.map((compute) => settle(() => compute.stop())));
+      for (const cleanup of cleanups.reverse()) await settle(cleanup);
+      await settle(() => reapProcessesUsing(root));
+      await settle(() => Deno.remove(root, { recursive: true }));
+      if (errors.length > 0) throw new AggregateError(errors, "cluster cleanup failed");
+    })();
+
+  try {
+    const denoDir = await ownedDir(`${root}/deno`, user);
+    const store = createTimelineStore({ dir: `${root}/store`, pgbin });
+    cleanups.push(() => store.close());
+    const stoppers = new Map<Pageserver | Safekeeper, () => Promise<void>>();
+    const pageservers: Pageserver[] = [];
+    for (let id = 1; id <= pageserverCount; id++) {
+      const pageserver = startPageserver({ id, store });
+      stoppers.set(pageserver, once(() => pageserver.close()));
+      cleanups.push(stoppers.get(pageserver)!);
+      pageservers.push(pageserver);
+    }
+    const safekeepers: Safekeeper[] = [];
+    for (let id = 1; id <= safekeeperCount; id++) {
+      const safekeeper = startSafekeeper({ id, store });
+      stoppers.set(safekeeper, once(() => safekeeper.close()));
+      cleanups.push(stoppers.get(safekeeper)!);
+      safekeepers.push(safekeeper);
+    }
+    const stopServer = (server: Pageserver | Safekeeper) => {
+      const stopper = stoppers.get(server);
+      if (!stopper) throw new Error("not a server of this cluster");
+      return stopper();
+    };
+    const controlPlane = await startControlPlane();
+    cleanups.push(() => controlPlane.close());
+
+    const startCompute = async (computeOptions: ComputeOptions): Promise<ComputeHandle> => {
+      if (computes.some((compute) => compute.id === computeOptions.id)) {
+        throw new Error(`compute ${computeOptions.id} already exists in this cluster`);
+      }
+      const waitFor = computeOptions.waitFor !== undefined
+        ? computeOptions.waitFor
+        : computeOptions.empty
+        ? "empty"
+        : "running";
+      for (let attempt = 1;; attempt++) {
+        const compute = await launchCompute({
+          options: computeOptions,
+          root,
+          denoDir,
+          user,
+          pgbin,
+          exitDelayMs,
+          store,
+          pageservers,
+          safekeepers,
+          controlPlane,
+          register: (handle) => computes.push(handle),
+        });
+        if (waitFor === null) return compute;
+        try {
+          await compute.waitForStatus(waitFor, computeOptions.startTimeoutMs ?? 60_000);
+          return compute;
+        } catch (error) {
+          if (attempt >= PORT_RACE_ATTEMPTS || !(await lostPortRace(compute))) throw error;
+          // Another process bound one of the ports we were given: start over with new ones.
+          await compute.stop();
+          computes.splice(computes.indexOf(compute), 1);
+          await Deno.remove(compute.dir, { recursive: true });
+        }
+      }
+    };
+
+    const clusterJson = (): JsonObject => ({
+      control_plane: { url: controlPlane.url },
+      pageservers: pageservers.map((ps) => ({ id: ps.id, libpq: ps.libpqUrl, http: ps.httpUrl })),
+      safekeepers: safekeepers.map((sk) => ({ id: sk.id, address: sk.address })),
+      computes: computes.map((compute) => ({
+        id: compute.id,
+        tenant_id: compute.tenantId,
+        timeline_id: compute.timelineId,
+        postgres: compute.postgresUrl,
+        external_http: compute.externalHttp,
+        internal_http: compute.internalHttp,
+        config_path: compute.configPath,
+        log_path: compute.logPath,
+        pgdata: compute.pgdata,
+        tokens: { compute: null, admin: null },
+      })),
+      jwt_private_key: null,
+    });
+
+    const cluster: Cluster = {
+      root,
+      pgbin,
+      store,
+      controlPlane,
+      pageservers,
+      safekeepers,
+      computes,
+      compute: (id) => {
+        const found = computes.find((compute) => compute.id === id);
+        if (!found) throw new Error(`no compute ${JSON.stringify(id)} in this cluster`);
+        return found;
+      },
+      startCompute,
+      stopPageserver: stopServer,
+      stopSafekeeper: stopServer,
+      pageserverConnectionInfo: (ps) => pageserverConnectionInfo(specPageserver(ps)),
+      clusterJson,
+      writeClusterJson: (path) => writeJsonAtomically(path, clusterJson()),
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+    for (const compute of computeOptions) await startCompute(compute);
+    return cluster;
+  } catch (error) {
+    await close().catch((cleanupError) => {
+      throw new AggregateError([error, cleanupError], `${error}; cleanup failed too`);
+    });
+    throw error;
+  }
+}
+
+/** How often a compute is launched again after losing a port to another process. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/** Whether the compute failed because a port it was given was taken before it could bind. */
+async function lostPortRace(compute: ComputeHandle): Promise<boolean> {
+  return /Address already in use|could not bind IPv4 address/.test(await compute.readLog());
+}
+
+async function checkRepository(user: OsUser): Promise<void> {
+  const main = `${REPO_ROOT}/src/main.ts`;
+  try {
+    await Deno.stat(main);
+  } catch {
+    throw new Error(`${main} does not exist: there is no compute manager to launch`);
+  }
+  await assertReadableBy(user.name, [
+    REPO_ROOT,
+    `${REPO_ROOT}/deno.json`,
+    `${REPO_ROOT}/src`,
+    main,
+    `${REPO_ROOT}/node_modules`,
+  ]);
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let result: Promise<void> | undefined;
+  return () => result ??= fn();
+}

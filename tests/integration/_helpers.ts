@@ -1,0 +1,109 @@
+/**
+ * @module
+ * Small helpers shared by the integration scenarios: SQL against a compute's
+ * Postgres with the `pg` client, Prometheus sample lookup, and counting the
+ * DDL statements Postgres logged (`log_statement`) in `compute.log`.
+ */
+
+import pg from "pg";
+
+/** Runs `sql` on `url` in a fresh connection and returns the rows. */
+export async function query<Row extends Record<string, unknown> = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url, application_name: "integration-test" });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return (await client.query<Row>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** The single value of `SHOW name`. */
+export async function show(url: string, name: string): Promise<string> {
+  const rows = await query<Record<string, string>>(url, `SHOW ${name}`);
+  return Object.values(rows[0])[0];
+}
+
+/**
+ * The value of the sample `name{labels}` in Prometheus text (labels must all
+ * match; others may be present), or undefined when there is none.
+ */
+export function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = new Map<string, string>();
+    for (const label of (match[3] ?? "").matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
+      present.set(label[1], label[2]);
+    }
+    if (Object.entries(labels).every(([key, value]) => present.get(key) === value)) {
+      return Number(match[4]);
+    }
+  }
+  return undefined;
+}
+
+const DDL = /^(CREATE|ALTER|DROP|GRANT|REVOKE|DO|COMMENT|REASSIGN|SECURITY LABEL)\b/i;
+
+/**
+ * The statements Postgres logged (with `log_statement`, forwarded as `PG:`
+ * lines into `compute.log`) that change the catalog: CREATE/ALTER/DROP/GRANT/
+ * REVOKE/DO/COMMENT/REASSIGN, as simple-protocol `statement:` or extended
+ * `execute …:` records.
+ */
+export function loggedDdl(log: string): string[] {
+  const statements: string[] = [];
+  for (const line of log.split("\n")) {
+    const match = /LOG:\s+(?:statement|execute [^:]*):\s+(.*)$/.exec(line);
+    if (match && DDL.test(match[1].trim())) statements.push(match[1].trim());
+  }
+  return statements;
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 100 ms until it returns true; throws `message` after `timeoutMs`. */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  message: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() >= deadline) throw new Error(`timed out: ${message}`);
+    await sleep(100);
+  }
+}
+
+/** Resolves with the promise's value, or throws `message` after `timeoutMs`. */
+export async function within<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  message: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms: ${message}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

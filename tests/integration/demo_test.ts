@@ -1,0 +1,97 @@
+/**
+ * `deno task demo --dir DIR`: the cluster starts, `DIR/cluster.json` has the
+ * documented shape and its Postgres URL works, and SIGINT stops everything,
+ * exit code 0, with no process left behind.
+ */
+
+import assert from "node:assert/strict";
+import { dirname } from "node:path";
+import { REPO_ROOT } from "../../harness/cluster.ts";
+import { eventually, query, within } from "./_helpers.ts";
+
+interface ClusterJson {
+  control_plane: { url: string };
+  pageservers: { id: number; libpq: string; http: string }[];
+  safekeepers: { id: number; address: string }[];
+  computes: {
+    id: string;
+    tenant_id: string;
+    timeline_id: string;
+    postgres: string;
+    external_http: string;
+    internal_http: string;
+    config_path: string;
+    tokens: { compute: null; admin: null };
+  }[];
+  jwt_private_key: null;
+}
+
+async function pgrep(pattern: string): Promise<string> {
+  const output = await new Deno.Command("pgrep", { args: ["-af", pattern], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(output.stdout).trim();
+}
+
+Deno.test("deno task demo: cluster.json, a working compute, and a clean SIGINT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "demo-test-" });
+  const demo = new Deno.Command(Deno.execPath(), {
+    args: ["task", "demo", "--dir", dir],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([
+    new Response(demo.stdout).text(),
+    new Response(demo.stderr).text(),
+  ]);
+  let stopped = false;
+  let clusterRoot: string | undefined;
+  try {
+    const clusterJsonPath = `${dir}/cluster.json`;
+    await eventually(
+      () => Deno.stat(clusterJsonPath).then(() => true, () => false),
+      "cluster.json written",
+      120_000,
+    );
+    const json = JSON.parse(await Deno.readTextFile(clusterJsonPath)) as ClusterJson;
+
+    assert.match(json.control_plane.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(json.pageservers.length, 2);
+    for (const ps of json.pageservers) {
+      assert.equal(typeof ps.id, "number");
+      assert.match(ps.libpq, /^postgres(ql)?:\/\/no_user@127\.0\.0\.1:\d+$/);
+      assert.match(ps.http, /^http:\/\/127\.0\.0\.1:\d+$/);
+    }
+    assert.equal(json.safekeepers.length, 3);
+    for (const sk of json.safekeepers) assert.match(sk.address, /^127\.0\.0\.1:\d+$/);
+    assert.equal(json.computes.length, 1);
+    const [compute] = json.computes;
+    assert.match(compute.tenant_id, /^[0-9a-f]{32}$/);
+    assert.match(compute.timeline_id, /^[0-9a-f]{32}$/);
+    assert.match(compute.postgres, /^postgresql:\/\/cloud_admin@127\.0\.0\.1:\d+\/postgres$/);
+    assert.match(compute.external_http, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(compute.internal_http, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual(compute.tokens, { compute: null, admin: null });
+    assert.equal(json.jwt_private_key, null);
+    clusterRoot = dirname(dirname(dirname(compute.config_path)));
+
+    const status = await fetch(`${compute.external_http}/status`).then((r) => r.json());
+    assert.equal(status.status, "running");
+    assert.deepEqual(await query(compute.postgres, "SELECT 1 AS one"), [{ one: 1 }]);
+    assert.notEqual(await pgrep(clusterRoot), "", "the compute runs under the cluster root");
+
+    demo.kill("SIGINT");
+    stopped = true;
+    const { code } = await within(demo.status, 60_000, "demo exit after SIGINT");
+    assert.equal(code, 0, (await output).join("\n"));
+    assert.equal(await pgrep(clusterRoot), "", "no process left behind");
+    await assert.rejects(Deno.stat(clusterRoot), Deno.errors.NotFound);
+  } finally {
+    if (!stopped) demo.kill("SIGTERM");
+    await demo.status;
+    await output;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
