@@ -171,6 +171,8 @@ export interface LaunchContext {
   options: ComputeOptions;
   root: string;
   denoDir: string;
+  /** Where `src/main.ts` and `deno.json` are read from (the repository or a staged copy). */
+  managerRoot: string;
   user: OsUser;
   pgbin: string;
   exitDelayMs: number;
@@ -400,6 +402,8 @@ function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Comma
     options.id,
     "--exit-delay-ms",
     String(options.exitDelayMs ?? context.exitDelayMs),
+    "--external-http-bind",
+    "127.0.0.1",
   ];
   const envPairs = Object.entries({
     HOME: paths.dir,
@@ -417,10 +421,10 @@ function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Comma
       Deno.execPath(),
       "run",
       "-P=compute",
-      `${REPO_ROOT}/src/main.ts`,
+      `${context.managerRoot}/src/main.ts`,
       ...managerArgs,
     ],
-    cwd: REPO_ROOT,
+    cwd: context.managerRoot,
     clearEnv: true,
     env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
     stdin: "null",

@@ -103,7 +103,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     tmpDir = "/tmp",
   } = options;
   const user = await lookupUser(PG_OS_USER);
-  await checkRepository(user);
+  const managerRoot = await managerRootFor(user);
 
   const root = await Deno.makeTempDir({ dir: tmpDir, prefix: "compute-ctl-cluster-" });
   await Deno.chmod(root, 0o711);
@@ -169,6 +169,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           options: computeOptions,
           root,
           denoDir,
+          managerRoot,
           user,
           pgbin,
           exitDelayMs,
@@ -251,20 +252,56 @@ async function lostPortRace(compute: ComputeHandle): Promise<boolean> {
   return /Address already in use|could not bind IPv4 address/.test(await compute.readLog());
 }
 
-async function checkRepository(user: OsUser): Promise<void> {
+/**
+ * The directory compute managers are launched from: the repository itself when
+ * the OS user can read it, otherwise a world-readable copy of what the manager
+ * needs (deno.json, deno.lock, src, node_modules), made once per process. A CI
+ * checkout under a private home directory still works that way.
+ */
+async function managerRootFor(user: OsUser): Promise<string> {
   const main = `${REPO_ROOT}/src/main.ts`;
   try {
     await Deno.stat(main);
   } catch {
     throw new Error(`${main} does not exist: there is no compute manager to launch`);
   }
-  await assertReadableBy(user.name, [
-    REPO_ROOT,
-    `${REPO_ROOT}/deno.json`,
-    `${REPO_ROOT}/src`,
-    main,
-    `${REPO_ROOT}/node_modules`,
-  ]);
+  try {
+    await assertReadableBy(user.name, [
+      REPO_ROOT,
+      `${REPO_ROOT}/deno.json`,
+      `${REPO_ROOT}/src`,
+      main,
+      `${REPO_ROOT}/node_modules`,
+    ]);
+    return REPO_ROOT;
+  } catch (unreadable) {
+    stagedManagerRoot ??= stageManagerCopy(user);
+    try {
+      return await stagedManagerRoot;
+    } catch (error) {
+      throw new AggregateError([unreadable, error], `${unreadable}; staging a copy failed too`);
+    }
+  }
+}
+
+let stagedManagerRoot: Promise<string> | undefined;
+
+async function stageManagerCopy(user: OsUser): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "compute-ctl-manager-" });
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // already gone
+    }
+  });
+  const parts = ["deno.json", "deno.lock", "src", "node_modules"].map((p) => `${REPO_ROOT}/${p}`);
+  const copy = await new Deno.Command("cp", { args: ["-a", ...parts, dir] }).output();
+  if (!copy.success) throw new Error(`cp failed: ${new TextDecoder().decode(copy.stderr)}`);
+  const chmod = await new Deno.Command("chmod", { args: ["-R", "a+rX", dir] }).output();
+  if (!chmod.success) throw new Error(`chmod failed: ${new TextDecoder().decode(chmod.stderr)}`);
+  await assertReadableBy(user.name, [dir, `${dir}/src/main.ts`, `${dir}/node_modules`]);
+  return dir;
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

@@ -56,6 +56,8 @@ export interface CliOptions {
   lakebaseMode: boolean;
   /** How long to linger before exiting after a fast termination or a failed start. */
   exitDelayMs: number;
+  /** Address the external HTTP server binds to. */
+  externalHttpBind: string;
   /** Address the internal HTTP server binds to. */
   internalHttpBind: string;
 }
@@ -214,6 +216,10 @@ function buildCommand(): Command {
       "Linger this long before exiting after a fast termination or a failed start",
     ).default(30000).argParser(once("exit-delay-ms", (value) => parseUnsigned(value, "ms"))),
     new Option(
+      "--external-http-bind <addr>",
+      "Address of the external HTTP server (Neon binds [::]; 0.0.0.0 listens on every IPv4 address)",
+    ).default("0.0.0.0").argParser(once("external-http-bind", parseBindAddress)),
+    new Option(
       "--internal-http-bind <addr>",
       "Address of the internal HTTP server (Neon binds [::])",
     ).default("127.0.0.1").argParser(once("internal-http-bind", parseBindAddress)),
@@ -244,6 +250,7 @@ interface RawOptions {
   pgInitTimeout?: number;
   lakebaseMode: boolean;
   exitDelayMs: number;
+  externalHttpBind: string;
   internalHttpBind: string;
 }
 
@@ -283,6 +290,7 @@ function finish(command: Command, env: Record<string, string | undefined>): CliO
     pgInitTimeoutSeconds: raw.pgInitTimeout,
     lakebaseMode: raw.lakebaseMode,
     exitDelayMs: raw.exitDelayMs,
+    externalHttpBind: raw.externalHttpBind,
     internalHttpBind: raw.internalHttpBind,
   };
 }

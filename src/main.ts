@@ -106,7 +106,7 @@ export async function main(args: readonly string[]): Promise<number> {
 
   installSignalHandlers(() => node.forwardTerminationSignal());
   try {
-    startExternalServer(node, { port: cli.externalHttpPort });
+    startExternalServer(node, { port: cli.externalHttpPort, hostname: cli.externalHttpBind });
     startInternalServer(node, { port: cli.internalHttpPort, hostname: cli.internalHttpBind });
   } catch (error) {
     if (!(error instanceof BindError)) throw error;

@@ -103,6 +103,11 @@ export class ComputeNode {
     });
   }
 
+  /** The spec the compute runs (or will run), or null while it is empty. */
+  get parsedSpec(): ParsedSpec | null {
+    return this.#pspec;
+  }
+
   #setSpec(pspec: ParsedSpec): void {
     this.#pspec = pspec;
     this.state.identity = { tenant: pspec.tenantId, timeline: pspec.timelineId };

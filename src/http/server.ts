@@ -9,6 +9,7 @@
  */
 
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { z } from "zod";
 import { getLogger } from "../log.ts";
 import { emptyResponse, errorResponse } from "./errors.ts";
 
@@ -20,6 +21,29 @@ export const REQUEST_ID_HEADER = "x-request-id";
 /** HTTP methods the routes use. */
 export type Method = "GET" | "POST" | "DELETE";
 
+/** One documented response of a route. */
+export interface ResponseDoc {
+  description: string;
+  /** JSON body schema; omitted for empty bodies. */
+  schema?: z.ZodType;
+  /** Defaults to `application/json` when a schema is given. */
+  contentType?: string;
+}
+
+/** What the OpenAPI document says about a route; schemas are the same zod objects the code uses. */
+export interface RouteDoc {
+  operationId: string;
+  summary: string;
+  tags: string[];
+  /** Query parameters, as a zod object. */
+  query?: z.ZodObject;
+  /** Path parameters, as a zod object (`{name}` segments in the OpenAPI path). */
+  params?: z.ZodObject;
+  /** JSON request body. */
+  body?: z.ZodType;
+  responses: Record<number, ResponseDoc>;
+}
+
 /** One route: method, exact path, whether it sits behind auth, and its handler. */
 export interface Route {
   method: Method;
@@ -27,6 +51,8 @@ export interface Route {
   /** External routes that the reference protects with a JWT. */
   auth: boolean;
   handler: (c: Context) => Response | Promise<Response>;
+  /** Documentation for the OpenAPI document. */
+  doc?: RouteDoc;
 }
 
 /** Options for {@link buildApp}. */

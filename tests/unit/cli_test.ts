@@ -90,6 +90,7 @@ Deno.test("defaults match compute_ctl's, plus ours", () => {
       pgInitTimeoutSeconds: undefined,
       lakebaseMode: false,
       exitDelayMs: 30000,
+      externalHttpBind: "0.0.0.0",
       internalHttpBind: "127.0.0.1",
     },
   );
@@ -126,6 +127,8 @@ Deno.test("short flags, --flag=value and every remaining flag parse", () => {
     "0",
     "--internal-http-bind",
     "::",
+    "--external-http-bind",
+    "127.0.0.1",
   ], {});
   assert.equal(options.pgdata, "/tmp/pg");
   assert.equal(options.controlPlaneUri, "http://127.0.0.1:9090");
@@ -142,6 +145,7 @@ Deno.test("short flags, --flag=value and every remaining flag parse", () => {
   assert.equal(options.lakebaseMode, false);
   assert.equal(options.exitDelayMs, 0);
   assert.equal(options.internalHttpBind, "::");
+  assert.equal(options.externalHttpBind, "127.0.0.1");
 });
 
 Deno.test("-c together with -p is rejected", () => {
