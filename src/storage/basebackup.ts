@@ -16,6 +16,8 @@ import { Buffer } from "node:buffer";
 import { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import pg from "pg";
+import { sleep } from "../_async.ts";
+import { closeClient } from "./_pg_client.ts";
 import { to as copyTo } from "pg-copy-streams";
 import { type Extract, extract as tarExtract } from "tar-stream";
 import { formatLsn, type Lsn } from "../api/lsn.ts";
@@ -207,18 +209,6 @@ async function fetchOnce(
   }
 }
 
-async function closeClient(client: pg.Client, socket: Socket): Promise<void> {
-  const timer = setTimeout(() => socket.destroy(), 1000);
-  try {
-    await client.end();
-  } catch {
-    // Already broken: the socket is destroyed below.
-  } finally {
-    clearTimeout(timer);
-    socket.destroy();
-  }
-}
-
 /** The COPY payload (counted) as a web stream, gunzipped when asked. */
 function tarStream(
   copy: AsyncIterable<Buffer>,
@@ -375,18 +365,4 @@ async function drain(entry: Entry): Promise<void> {
   for await (const _ of entry) {
     // Directories and skipped entries carry no data; consume the stream anyway.
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

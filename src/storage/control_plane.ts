@@ -6,6 +6,7 @@
  * bodies are retried), turned into the same `ComputeConfig` a `--config` file holds.
  */
 
+import { sleep } from "../_async.ts";
 import { type ComputeConfig, controlPlaneSpecResponseSchema } from "../api/config.ts";
 import { formatIssues } from "../api/spec.ts";
 
@@ -59,7 +60,7 @@ export async function fetchComputeConfig(
   const url = `${baseUri}/compute/api/v2/computes/${computeId}/spec`;
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await delay(retryDelayMs, signal);
+    if (attempt > 1) await sleep(retryDelayMs, signal);
     try {
       return await fetchOnce(url, token, fetchImpl, requestTimeoutMs, signal, onAttempt);
     } catch (error) {
@@ -148,21 +149,6 @@ function decodeConfig(body: string): ComputeConfig {
     throw new ControlPlaneError("compute is attached, but spec is empty", false);
   }
   return { spec, compute_ctl_config };
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function message(error: unknown): string {

@@ -9,6 +9,7 @@
 
 import { Socket } from "node:net";
 import pg from "pg";
+import { closeClient } from "./_pg_client.ts";
 import { type Lsn, parseLsn } from "../api/lsn.ts";
 
 /** What one safekeeper reports for a timeline. */
@@ -120,21 +121,7 @@ export async function timelineStatus(
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
-    await closeClient(client, socket, answered);
-  }
-}
-
-/** Ends the session politely after an answer, abruptly otherwise; never hangs. */
-async function closeClient(client: pg.Client, socket: Socket, graceful: boolean): Promise<void> {
-  if (!graceful) socket.destroy();
-  const timer = setTimeout(() => socket.destroy(), 1000);
-  try {
-    await client.end();
-  } catch {
-    // Already broken.
-  } finally {
-    clearTimeout(timer);
-    socket.destroy();
+    await closeClient(client, socket, { graceful: answered });
   }
 }
 

@@ -1,0 +1,23 @@
+/**
+ * @module
+ * Small async helpers shared across the manager.
+ */
+
+/**
+ * Resolves after `ms` milliseconds, or rejects with the signal's reason as soon
+ * as `signal` aborts (at once if it already has), leaving no timer behind.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
