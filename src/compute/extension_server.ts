@@ -1,0 +1,195 @@
+/**
+ * @module
+ * The compute's extension server (`POST /extension_server/<file>` on the
+ * internal port, called by the Neon extension when Postgres misses a control
+ * file or a library): check that remote extensions are configured and that the
+ * spec lets this compute have the file's extension, then download and install
+ * its archive once. Concurrent requests for one archive share one download;
+ * an archive that was installed is not fetched again; a failed download is
+ * tried again by the next request.
+ */
+
+import type { ParsedSpec } from "../api/parsed_spec.ts";
+import {
+  type ArchiveTarget,
+  goArch,
+  pgMajorVersion,
+  RemoteExtensionNotFoundError,
+  remoteExtensionPath,
+  resolveRemoteExtension,
+} from "../api/remote_extensions.ts";
+import { errorMessage, getLogger } from "../log.ts";
+import { buildTag, remoteExtRequests } from "../metrics.ts";
+import { type PgInstallInfo, readPgConfig } from "../postgres/pg_config.ts";
+import {
+  downloadExtension,
+  type ExtensionDownloadRequest,
+  type ExtensionInstallResult,
+} from "../storage/extension_store.ts";
+import type { ComputeNode } from "./node.ts";
+
+const log = getLogger("extension_server");
+
+/** Why a request was refused; the route turns each into its status code. */
+export type ExtensionServerErrorKind =
+  /** No `--remote-ext-base-url` (412). */
+  | "not_configured"
+  /** No spec has arrived yet (412; Neon panics). */
+  | "no_spec"
+  /** The spec has no `remote_extensions` (409). */
+  | "no_remote_extensions"
+  /** The file maps to no extension this compute may have (404). */
+  | "not_found"
+  /** The download or install failed (500). */
+  | "download_failed";
+
+/** A refused or failed extension request, with Neon's message. */
+export class ExtensionServerError extends Error {
+  override name = "ExtensionServerError";
+  constructor(readonly kind: ExtensionServerErrorKind, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Runs one task per key at a time: callers arriving while it runs get its
+ * result; after a success the key is done and later calls return at once;
+ * after a failure the next call runs the task again.
+ */
+export class KeyedSingleFlight {
+  #running = new Map<string, Promise<void>>();
+  #done = new Set<string>();
+
+  /** Whether `key` has completed successfully. */
+  isDone(key: string): boolean {
+    return this.#done.has(key);
+  }
+
+  /** Resolves when `key`'s task (started here or by an earlier caller) succeeded. */
+  run(key: string, task: () => Promise<void>): Promise<void> {
+    if (this.#done.has(key)) return Promise.resolve();
+    const running = this.#running.get(key);
+    if (running !== undefined) return running;
+    const started = (async () => {
+      try {
+        await task();
+        this.#done.add(key);
+      } finally {
+        this.#running.delete(key);
+      }
+    })();
+    this.#running.set(key, started);
+    return started;
+  }
+}
+
+/** What {@link ExtensionServer} needs. */
+export interface ExtensionServerOptions {
+  /** `--remote-ext-base-url` (ending in `/`); undefined when remote extensions are off. */
+  baseUrl?: string;
+  /** `--pgbin`: `pg_config` beside it says the version and the install directories. */
+  pgbin: string;
+  /** The spec in force, or null before one arrived. */
+  currentSpec: () => ParsedSpec | null;
+  /** Default: `BUILD_TAG` or `latest`. */
+  buildTag?: string;
+  /** Default: this machine's, in Go's naming. */
+  arch?: string;
+  /** Replaceable for tests. */
+  readPgConfig?: (pgbin: string) => Promise<PgInstallInfo>;
+  /** Replaceable for tests. */
+  download?: (request: ExtensionDownloadRequest) => Promise<ExtensionInstallResult>;
+}
+
+/** Serves extension downloads for one compute. */
+export class ExtensionServer {
+  readonly #options: ExtensionServerOptions;
+  readonly #downloads = new KeyedSingleFlight();
+  #install: Promise<PgInstallInfo> | undefined;
+
+  constructor(options: ExtensionServerOptions) {
+    this.#options = options;
+  }
+
+  /** `pg_config`'s answer, asked once (a failure is asked again next time). */
+  #pgInstall(): Promise<PgInstallInfo> {
+    const read = this.#options.readPgConfig ?? readPgConfig;
+    this.#install ??= read(this.#options.pgbin).catch((error) => {
+      this.#install = undefined;
+      throw error;
+    });
+    return this.#install;
+  }
+
+  /**
+   * Makes `filename` (an extension name, or a library file with `isLibrary`)
+   * available to Postgres. Resolves once its archive is installed; throws
+   * {@link ExtensionServerError}, checks in Neon's order: storage configured,
+   * spec present, `remote_extensions` present, extension allowed, download.
+   */
+  async download(filename: string, isLibrary: boolean): Promise<void> {
+    const { baseUrl } = this.#options;
+    if (baseUrl === undefined) {
+      throw new ExtensionServerError("not_configured", "remote storage is not configured");
+    }
+    const pspec = this.#options.currentSpec();
+    if (pspec === null) {
+      throw new ExtensionServerError(
+        "no_spec",
+        "the compute has no spec yet, so no remote extensions are known",
+      );
+    }
+    const remote = pspec.spec.remote_extensions;
+    if (remote == null) {
+      throw new ExtensionServerError(
+        "no_remote_extensions",
+        "information about remote extensions is unavailable",
+      );
+    }
+    let extension: string;
+    try {
+      extension = resolveRemoteExtension(remote, filename, isLibrary);
+    } catch (error) {
+      if (!(error instanceof RemoteExtensionNotFoundError)) throw error;
+      log.warn(`extension download failed to find extension: ${error.message}`);
+      throw new ExtensionServerError("not_found", error.message);
+    }
+    try {
+      const install = await this.#pgInstall();
+      const target: ArchiveTarget = {
+        buildTag: this.#options.buildTag ?? buildTag(),
+        arch: this.#options.arch ?? goArch(),
+        pgMajor: pgMajorVersion(install.version),
+      };
+      const path = remoteExtensionPath(target, extension);
+      if (this.#downloads.isDone(path)) {
+        log.info("extension already downloaded, skipping re-download", { extension });
+      }
+      await this.#downloads.run(path, async () => {
+        await (this.#options.download ?? downloadExtension)({
+          extension,
+          baseUrl,
+          path,
+          dirs: install,
+          onAttempt: (httpStatus, file) =>
+            remoteExtRequests.inc({ http_status: httpStatus, filename: file }),
+        });
+      });
+    } catch (error) {
+      log.error("extension download failed", { extension, error: errorMessage(error) });
+      throw new ExtensionServerError(
+        "download_failed",
+        `Failed to download a remote file: ${errorMessage(error)}`,
+      );
+    }
+  }
+}
+
+/** The extension server of `node`; `baseUrl` is `--remote-ext-base-url` (undefined: off). */
+export function createExtensionServer(node: ComputeNode, baseUrl?: string): ExtensionServer {
+  return new ExtensionServer({
+    baseUrl,
+    pgbin: node.settings.pgbin,
+    currentSpec: () => node.parsedSpec,
+  });
+}
