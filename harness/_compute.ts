@@ -12,6 +12,8 @@ import type { ControlPlane, JsonObject } from "./control_plane.ts";
 import type { Pageserver } from "./pageserver.ts";
 import type { Safekeeper } from "./safekeeper.ts";
 import type { TimelineStore } from "./timeline_store.ts";
+import type { JwtIssuer } from "./jwt.ts";
+import { relocatedRunFlags } from "./pg_install.ts";
 import {
   deepMerge,
   defaultComputeCtlConfig,
@@ -46,6 +48,9 @@ export interface ComputeOptions {
   postgresqlConf?: string[];
   /** Index in `cluster.pageservers` of the pageserver the spec names; default 0. */
   pageserver?: number;
+  /** The timeline to run on; fresh random ids when absent. */
+  tenantId?: string;
+  timelineId?: string;
   /** Extra environment for the manager (e.g. `NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES`). */
   env?: Record<string, string>;
   /** `--exit-delay-ms`; default: the cluster's. */
@@ -54,11 +59,16 @@ export interface ComputeOptions {
   waitFor?: ComputeStatus | null;
   /** How long to wait for it; default 60 s. */
   startTimeoutMs?: number;
+  /** Extra manager arguments, e.g. `["--remote-ext-base-url", url, "--enable-failpoints"]`. */
+  extraArgs?: string[];
+  /** The key this compute's JWKS holds and its handle signs tokens with; default the cluster's. */
+  jwt?: JwtIssuer;
 }
 
 /** An HTTP answer from a compute: status code, raw text and the JSON body if it is JSON. */
 export interface HttpResult {
   status: number;
+  headers: Headers;
   text: string;
   // deno-lint-ignore no-explicit-any -- tests read whichever body shape the route returns
   body: any;
@@ -68,6 +78,26 @@ export interface HttpResult {
 export interface ConfigFile {
   spec: JsonObject | null;
   compute_ctl_config: JsonObject;
+}
+
+/** The tokens a handle sends to the external server. */
+export interface ComputeTokens {
+  /** `{compute_id: <id>}`: what every call but `/terminate` sends. */
+  compute: string;
+  /** `{aud: ["compute"], scope: "compute_ctl:admin", compute_id: null}`: sent to `/terminate`. */
+  admin: string;
+}
+
+/** Options of {@linkcode ComputeHandle.request}. */
+export interface RequestOptions {
+  /** JSON-encoded unless a string; sent with `content-type: application/json`. */
+  body?: unknown;
+  /** Send to the internal port (never with a token). */
+  internal?: boolean;
+  /** Bearer token for the external port; default the compute token; null sends none. */
+  token?: string | null;
+  /** Extra headers; an `authorization` here replaces the bearer token. */
+  headers?: Record<string, string>;
 }
 
 /** A launched compute manager. */
@@ -87,6 +117,8 @@ export interface ComputeHandle {
   readonly logPath: string;
   /** The spec generated at creation (also for empty computes, ready to `/configure`). */
   readonly spec: JsonObject;
+  /** Tokens signed with the key of this compute's JWKS. */
+  readonly tokens: ComputeTokens;
   /** The `runuser` process; the manager is its only child. */
   readonly process: Deno.ChildProcess;
   /** Resolves with the manager's exit code (runuser passes it through; 128+n after signal n). */
@@ -106,7 +138,7 @@ export interface ComputeHandle {
   ): Promise<ComputeStatusResponse>;
   /** `POST /configure` with `body` (default `{spec: this.spec, compute_ctl_config}`). */
   configure(body?: unknown): Promise<HttpResult>;
-  /** `POST /terminate[?mode=…]`. */
+  /** `POST /terminate[?mode=…]` with the admin token, like neon_local. */
   terminate(mode?: "fast" | "immediate"): Promise<HttpResult>;
   /** `POST /refresh_configuration` on the internal port. */
   refreshConfiguration(): Promise<HttpResult>;
@@ -115,11 +147,7 @@ export interface ComputeHandle {
   /** `GET /metrics.json`. */
   metricsJson(): Promise<HttpResult>;
   /** Any request to the external (or `internal: true`) port. */
-  request(
-    method: string,
-    path: string,
-    options?: { body?: unknown; internal?: boolean },
-  ): Promise<HttpResult>;
+  request(method: string, path: string, options?: RequestOptions): Promise<HttpResult>;
   readConfig(): Promise<ConfigFile>;
   /**
    * Rewrites `config.json` with what `mutator` returns (or the object it
@@ -180,6 +208,10 @@ export interface LaunchContext {
   pageservers: readonly Pageserver[];
   safekeepers: readonly Safekeeper[];
   controlPlane: ControlPlane;
+  /** The cluster's key; `options.jwt` replaces it for this compute. */
+  jwt: JwtIssuer;
+  /** False: launch the manager with `INSTANCE_ID` set, which switches its auth off. */
+  auth: boolean;
   register(handle: ComputeHandle): void;
 }
 
@@ -202,8 +234,8 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   const pgdata = `${dir}/pgdata`;
   const configPath = `${dir}/config.json`;
   const logPath = `${dir}/compute.log`;
-  const tenantId = randomHexId();
-  const timelineId = randomHexId();
+  const tenantId = options.tenantId ?? randomHexId();
+  const timelineId = options.timelineId ?? randomHexId();
 
   await context.store.createTimeline(tenantId, timelineId);
   for (const ps of context.pageservers) ps.attach(tenantId);
@@ -225,9 +257,15 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     }),
     options.spec ?? {},
   );
+  const jwt = options.jwt ?? context.jwt;
+  const computeCtlConfig = defaultComputeCtlConfig(jwt.publicJwk);
+  const tokens: ComputeTokens = {
+    compute: await jwt.signComputeToken(id),
+    admin: await jwt.signAdminToken(),
+  };
   const initialConfig: ConfigFile = {
     spec: empty ? null : spec,
-    compute_ctl_config: defaultComputeCtlConfig(),
+    compute_ctl_config: computeCtlConfig,
   };
   const publish = async (config: ConfigFile) => {
     await writeJsonAtomically(configPath, config, user);
@@ -270,8 +308,14 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   const request = (
     method: string,
     path: string,
-    { body, internal = false }: { body?: unknown; internal?: boolean } = {},
-  ) => httpRequest(method, `${internal ? internalHttp : externalHttp}${path}`, body);
+    { body, internal = false, token = tokens.compute, headers = {} }: RequestOptions = {},
+  ) => {
+    const sent = new Headers(
+      internal || token === null ? {} : { authorization: `Bearer ${token}` },
+    );
+    for (const [name, value] of Object.entries(headers)) sent.set(name, value);
+    return httpRequest(method, `${internal ? internalHttp : externalHttp}${path}`, body, sent);
+  };
   const readLog = () => Deno.readTextFile(logPath).catch(() => "");
 
   const status = async (): Promise<ComputeStatusResponse> => {
@@ -331,6 +375,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     configPath,
     logPath,
     spec,
+    tokens,
     process: child,
     exited,
     connectionUrl: ({ user: role = SPEC_ROLE.name, password, database = SPEC_DATABASE } = {}) => {
@@ -341,9 +386,10 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     },
     status,
     waitForStatus,
-    configure: (body = { spec, compute_ctl_config: defaultComputeCtlConfig() }) =>
+    configure: (body = { spec, compute_ctl_config: computeCtlConfig }) =>
       request("POST", "/configure", { body }),
-    terminate: (mode) => request("POST", mode ? `/terminate?mode=${mode}` : "/terminate"),
+    terminate: (mode) =>
+      request("POST", mode ? `/terminate?mode=${mode}` : "/terminate", { token: tokens.admin }),
     refreshConfiguration: () => request("POST", "/refresh_configuration", { internal: true }),
     metrics: async () => (await request("GET", "/metrics")).text,
     metricsJson: () => request("GET", "/metrics.json"),
@@ -404,11 +450,13 @@ function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Comma
     String(options.exitDelayMs ?? context.exitDelayMs),
     "--external-http-bind",
     "127.0.0.1",
+    ...(options.extraArgs ?? []),
   ];
   const envPairs = Object.entries({
     HOME: paths.dir,
     DENO_DIR: context.denoDir,
     NO_COLOR: "1",
+    ...(context.auth ? {} : { INSTANCE_ID: "" }),
     ...options.env,
   }).map(([key, value]) => `${key}=${value}`);
   return new Deno.Command("runuser", {
@@ -421,6 +469,7 @@ function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Comma
       Deno.execPath(),
       "run",
       "-P=compute",
+      ...relocatedRunFlags(context.managerRoot, context.pgbin),
       `${context.managerRoot}/src/main.ts`,
       ...managerArgs,
     ],
@@ -433,10 +482,18 @@ function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Comma
   });
 }
 
-async function httpRequest(method: string, url: string, body: unknown): Promise<HttpResult> {
+async function httpRequest(
+  method: string,
+  url: string,
+  body: unknown,
+  headers: Headers,
+): Promise<HttpResult> {
+  if (body !== undefined && !headers.has("content-type")) {
+    headers.set("content-type", "application/json");
+  }
   const response = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await response.text();
@@ -446,7 +503,7 @@ async function httpRequest(method: string, url: string, body: unknown): Promise<
   } catch {
     // not JSON; `text` has it
   }
-  return { status: response.status, text, body: parsed };
+  return { status: response.status, headers: response.headers, text, body: parsed };
 }
 
 interface PollOptions {

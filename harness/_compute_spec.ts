@@ -116,9 +116,9 @@ export function generateComputeSpec(inputs: SpecInputs): JsonObject {
   }, inputs.pageserver);
 }
 
-/** The `compute_ctl_config` of generated configs: no JWKs. */
-export function defaultComputeCtlConfig(): JsonObject {
-  return { jwks: { keys: [] } };
+/** The `compute_ctl_config` of generated configs: a JWKS holding `jwk`, or no keys. */
+export function defaultComputeCtlConfig(jwk?: JsonObject): JsonObject {
+  return { jwks: { keys: jwk ? [structuredClone(jwk)] : [] } };
 }
 
 /**

@@ -3,10 +3,13 @@
  * The harness's command line. `demo` starts a storage cluster in a box (a
  * control plane, two pageservers, three safekeepers) with one primary compute
  * started from `config.json`, writes `cluster.json`, prints how to reach it and
- * runs until SIGINT or SIGTERM, then stops everything and exits 0.
+ * runs until SIGINT or SIGTERM, then stops everything and exits 0. The external
+ * HTTP server checks JWTs: the summary prints a `curl` with a token, and
+ * `cluster.json` holds the tokens and the private key's path. `--no-auth`
+ * switches the check off.
  *
  * ```sh
- * deno task demo [--dir DIR]
+ * deno task demo [--dir DIR] [--no-auth]
  * ```
  */
 
@@ -27,6 +30,8 @@ export interface DemoOptions {
   print?: (line: string) => void;
   /** Resolves when the demo should stop; default the first SIGINT or SIGTERM. */
   stopSignal?: Promise<unknown>;
+  /** JWT auth on the compute's external server; default true. */
+  auth?: boolean;
 }
 
 /**
@@ -35,7 +40,7 @@ export interface DemoOptions {
  * stops every process and removes what it created.
  */
 export async function runDemo(
-  { dir, print = console.log, stopSignal = nextTerminationSignal() }: DemoOptions = {},
+  { dir, print = console.log, stopSignal = nextTerminationSignal(), auth = true }: DemoOptions = {},
 ): Promise<void> {
   const ownDir = dir === undefined;
   const outDir = dir ?? await Deno.makeTempDir({ prefix: "compute-ctl-demo-" });
@@ -48,12 +53,13 @@ export async function runDemo(
       pageservers: 2,
       safekeepers: 3,
       exitDelayMs: 1_000,
+      auth,
       computes: [{ id: "compute-1", source: "config" }],
     });
     await cluster.writeClusterJson(clusterJsonPath);
     const compute = cluster.compute("compute-1");
     compute.exited.then((code) => print(`compute ${compute.id} exited with code ${code}`));
-    for (const line of summary(cluster, compute, clusterJsonPath)) print(line);
+    for (const line of summary(cluster, compute, clusterJsonPath, auth)) print(line);
     await stopSignal;
     print("stopping …");
   } finally {
@@ -64,7 +70,13 @@ export async function runDemo(
   print("stopped");
 }
 
-function summary(cluster: Cluster, compute: ComputeHandle, clusterJsonPath: string): string[] {
+function summary(
+  cluster: Cluster,
+  compute: ComputeHandle,
+  clusterJsonPath: string,
+  auth: boolean,
+): string[] {
+  const curlAuth = auth ? ` -H 'Authorization: Bearer ${compute.tokens.compute}'` : "";
   return [
     "",
     "demo cluster is running",
@@ -76,10 +88,16 @@ function summary(cluster: Cluster, compute: ComputeHandle, clusterJsonPath: stri
     ...cluster.safekeepers.map((sk) => `  safekeeper ${sk.id}    ${sk.address}`),
     `  compute ${compute.id}`,
     `    tenant/timeline ${compute.tenantId}/${compute.timelineId}`,
-    `    external http ${compute.externalHttp}  (curl -s ${compute.externalHttp}/status)`,
+    `    external http ${compute.externalHttp}`,
     `    internal http ${compute.internalHttp}`,
     `    config.json   ${compute.configPath}`,
     `    compute.log   ${compute.logPath}`,
+    auth
+      ? `  jwt key         ${cluster.jwtPrivateKeyPath} (tokens in cluster.json)`
+      : "  auth            off (INSTANCE_ID is set)",
+    "",
+    "ask for its status with:",
+    `  curl -s${curlAuth} ${compute.externalHttp}/status`,
     "",
     "connect with:",
     `  psql '${compute.postgresUrl}'`,
@@ -121,8 +139,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.command("demo")
     .description("Run a control plane, 2 pageservers, 3 safekeepers and one compute until Ctrl-C")
     .option("--dir <dir>", "where to write cluster.json (default: a fresh temporary directory)")
-    .action(async (options: { dir?: string }) => {
-      await runDemo({ dir: options.dir });
+    .option("--no-auth", "do not check JWTs on the compute's external HTTP server")
+    .action(async (options: { dir?: string; auth: boolean }) => {
+      await runDemo({ dir: options.dir, auth: options.auth });
     });
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -28,6 +28,7 @@ import {
   writeJsonAtomically,
 } from "./_compute.ts";
 import { pageserverConnectionInfo } from "./_compute_spec.ts";
+import { createJwtIssuer, type JwtIssuer } from "./jwt.ts";
 import {
   assertReadableBy,
   lookupUser,
@@ -44,7 +45,15 @@ export {
   withPageserver,
 } from "./_compute_spec.ts";
 export { REPO_ROOT, specPageserver } from "./_compute.ts";
-export type { ComputeHandle, ComputeOptions, ConfigFile, HttpResult } from "./_compute.ts";
+export type {
+  ComputeHandle,
+  ComputeOptions,
+  ComputeTokens,
+  ConfigFile,
+  HttpResult,
+  RequestOptions,
+} from "./_compute.ts";
+export { createJwtIssuer, type JwtIssuer } from "./jwt.ts";
 export type { JsonObject } from "./control_plane.ts";
 
 /** PostgreSQL 15's `postgres` binary, as `--pgbin` gets it. */
@@ -60,6 +69,12 @@ export interface ClusterOptions {
   pgbin?: string;
   /** Parent of the temporary root; must be a place the `compute` permission set may write. */
   tmpDir?: string;
+  /**
+   * JWT auth on the external servers (default true). False launches every
+   * manager with `INSTANCE_ID` set, the only switch compute_ctl has; the
+   * handles still send their tokens.
+   */
+  auth?: boolean;
 }
 
 /** A running cluster; `await using` (or `close()`) stops everything and removes `root`. */
@@ -71,6 +86,10 @@ export interface Cluster extends AsyncDisposable {
   readonly pageservers: readonly Pageserver[];
   readonly safekeepers: readonly Safekeeper[];
   readonly computes: readonly ComputeHandle[];
+  /** The cluster's Ed25519 key: every compute trusts it unless its options give another. */
+  readonly jwt: JwtIssuer;
+  /** `<root>/jwt_private_key.pem`, the PKCS#8 PEM of {@linkcode jwt}'s private key. */
+  readonly jwtPrivateKeyPath: string;
   compute(id: string): ComputeHandle;
   /** Creates the timeline, attaches it everywhere, writes the config and launches the manager. */
   startCompute(options: ComputeOptions): Promise<ComputeHandle>;
@@ -101,6 +120,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     exitDelayMs = 100,
     pgbin = DEFAULT_PGBIN,
     tmpDir = "/tmp",
+    auth = true,
   } = options;
   const user = await lookupUser(PG_OS_USER);
   const managerRoot = await managerRootFor(user);
@@ -130,6 +150,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
   try {
     const denoDir = await ownedDir(`${root}/deno`, user);
+    const jwt = await createJwtIssuer();
+    const jwtPrivateKeyPath = `${root}/jwt_private_key.pem`;
+    await Deno.writeTextFile(jwtPrivateKeyPath, jwt.privateKeyPem, { mode: 0o600 });
     const store = createTimelineStore({ dir: `${root}/store`, pgbin });
     cleanups.push(() => store.close());
     const stoppers = new Map<Pageserver | Safekeeper, () => Promise<void>>();
@@ -177,6 +200,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           pageservers,
           safekeepers,
           controlPlane,
+          jwt,
+          auth,
           register: (handle) => computes.push(handle),
         });
         if (waitFor === null) return compute;
@@ -207,9 +232,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         config_path: compute.configPath,
         log_path: compute.logPath,
         pgdata: compute.pgdata,
-        tokens: { compute: null, admin: null },
+        tokens: { ...compute.tokens },
       })),
-      jwt_private_key: null,
+      jwt_private_key: jwtPrivateKeyPath,
     });
 
     const cluster: Cluster = {
@@ -220,6 +245,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       pageservers,
       safekeepers,
       computes,
+      jwt,
+      jwtPrivateKeyPath,
       compute: (id) => {
         const found = computes.find((compute) => compute.id === id);
         if (!found) throw new Error(`no compute ${JSON.stringify(id)} in this cluster`);

@@ -1,10 +1,11 @@
 /**
  * @module
  * The compute_ctl command line: the same long and short flags, defaults, env
- * fallback and mutual exclusions as Neon's `compute_ctl`, plus two flags of our
- * own (`--exit-delay-ms`, `--internal-http-bind`). Parsing is pure: it reads the
- * `env` it is given, never exits and never prints; errors and `--help` arrive
- * as a {@linkcode CliError} the caller reports.
+ * fallback and mutual exclusions as Neon's `compute_ctl`, plus flags of our own
+ * (`--exit-delay-ms`, `--external-http-bind`, `--internal-http-bind`,
+ * `--enable-failpoints`). Parsing is pure: it reads the `env` it is given,
+ * never exits and never prints; errors and `--help` arrive as a
+ * {@linkcode CliError} the caller reports.
  */
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -60,6 +61,8 @@ export interface CliOptions {
   externalHttpBind: string;
   /** Address the internal HTTP server binds to. */
   internalHttpBind: string;
+  /** Serve `POST /failpoints` (Neon's testing builds); without it the route answers 412. */
+  enableFailpoints: boolean;
 }
 
 /**
@@ -223,6 +226,10 @@ function buildCommand(): Command {
       "--internal-http-bind <addr>",
       "Address of the internal HTTP server (Neon binds [::])",
     ).default("127.0.0.1").argParser(once("internal-http-bind", parseBindAddress)),
+    new Option(
+      "--enable-failpoints",
+      "Let POST /failpoints configure failpoints (like Neon's testing builds); tests only",
+    ).default(false),
   ];
   for (const option of options) command.addOption(option);
   return command;
@@ -252,6 +259,7 @@ interface RawOptions {
   exitDelayMs: number;
   externalHttpBind: string;
   internalHttpBind: string;
+  enableFailpoints: boolean;
 }
 
 function finish(command: Command, env: Record<string, string | undefined>): CliOptions {
@@ -292,6 +300,7 @@ function finish(command: Command, env: Record<string, string | undefined>): CliO
     exitDelayMs: raw.exitDelayMs,
     externalHttpBind: raw.externalHttpBind,
     internalHttpBind: raw.internalHttpBind,
+    enableFailpoints: raw.enableFailpoints,
   };
 }
 

@@ -9,12 +9,16 @@
  * ```
  */
 
+import type { ComputeConfig } from "./api/config.ts";
 import { SpecError } from "./api/parsed_spec.ts";
 import { CliError, type CliOptions, parseCli } from "./cli.ts";
 import { loadComputeConfig } from "./compute/config_source.ts";
+import { createExtensionServer } from "./compute/extension_server.ts";
+import { failpoints } from "./compute/failpoints.ts";
 import { ComputeNode, type NodeSettings } from "./compute/node.ts";
 import { DEFAULT_BASEBACKUP_RETRIES } from "./compute/startup.ts";
 import { installSignalHandlers } from "./compute/termination.ts";
+import { jwtAuth } from "./http/auth.ts";
 import { startExternalServer } from "./http/external.ts";
 import { startInternalServer } from "./http/internal.ts";
 import { BindError } from "./http/server.ts";
@@ -55,6 +59,7 @@ function nodeSettings(cli: CliOptions): NodeSettings {
     controlPlaneUri: cli.controlPlaneUri,
     computeId: cli.computeId,
     controlPlaneToken: env("NEON_CONTROL_PLANE_TOKEN"),
+    installedExtensionsCollectionIntervalSeconds: cli.installedExtensionsCollectionIntervalSeconds,
   };
 }
 
@@ -82,14 +87,16 @@ export async function main(args: readonly string[]): Promise<number> {
   let settings: NodeSettings;
   try {
     settings = nodeSettings(cli);
+    failpoints.configureFromEnv(settings.failpoints);
   } catch (error) {
     log.error(errorMessage(error));
     return 1;
   }
 
   let node: ComputeNode;
+  let config: ComputeConfig;
   try {
-    const config = await loadComputeConfig(settings);
+    config = await loadComputeConfig(settings);
     settings.tlsConfigured = config.compute_ctl_config.tls != null;
     node = new ComputeNode(settings, config);
   } catch (error) {
@@ -106,8 +113,22 @@ export async function main(args: readonly string[]): Promise<number> {
 
   installSignalHandlers(() => node.forwardTerminationSignal());
   try {
-    startExternalServer(node, { port: cli.externalHttpPort, hostname: cli.externalHttpBind });
-    startInternalServer(node, { port: cli.internalHttpPort, hostname: cli.internalHttpBind });
+    const auth = jwtAuth({
+      jwks: config.compute_ctl_config.jwks,
+      computeId: cli.computeId,
+      instanceId: env("INSTANCE_ID"),
+    });
+    startExternalServer(node, {
+      port: cli.externalHttpPort,
+      hostname: cli.externalHttpBind,
+      auth,
+    });
+    startInternalServer(node, {
+      port: cli.internalHttpPort,
+      hostname: cli.internalHttpBind,
+      extensionServer: createExtensionServer(node, cli.remoteExtBaseUrl),
+      failpoints: cli.enableFailpoints ? failpoints : undefined,
+    });
   } catch (error) {
     if (!(error instanceof BindError)) throw error;
     log.error(error.message);

@@ -13,6 +13,7 @@ import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parse
 import { errorMessage, getLogger } from "../log.ts";
 import { reloadPostgres } from "../postgres/process.ts";
 import { applySpec, concurrencyForReconfigure } from "../postgres/spec_apply.ts";
+import { updateCollectionInterval } from "./installed_extensions.ts";
 import type { NodeSettings } from "./node.ts";
 import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
 import type { ComputeState } from "./state.ts";
@@ -45,6 +46,7 @@ export interface ConfiguratorContext {
  */
 export async function reconfigure(settings: NodeSettings, pspec: ParsedSpec): Promise<void> {
   const spec = pspec.spec;
+  updateCollectionInterval(settings, spec);
   await writePostgresqlConf(settings, pspec);
   await reloadPostgres(settings.pgbin, settings.pgdata);
   if (!spec.skip_pg_catalog_updates) {

@@ -22,7 +22,8 @@ import { errorMessage, getLogger } from "../log.ts";
 import { pagestreamRequestErrors } from "../metrics.ts";
 import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/process.ts";
 import { type ConfigSource, loadComputeConfig } from "./config_source.ts";
-import { runConfigurator } from "./configurator.ts";
+import { reconfigure, runConfigurator } from "./configurator.ts";
+import { runInstalledExtensionsStats } from "./installed_extensions.ts";
 import { runMonitor } from "./monitor.ts";
 import { startCompute } from "./startup.ts";
 import { ComputeState, InvalidStatusError } from "./state.ts";
@@ -61,6 +62,8 @@ export interface NodeSettings extends ConfigSource {
   tlsConfigured?: boolean;
   /** Delay between rate-limited refreshes (tests shorten it). */
   refreshBackoffMs?: number;
+  /** Installed-extensions statistics interval (s); each applied spec replaces it. */
+  installedExtensionsCollectionIntervalSeconds?: number;
 }
 
 /** `/refresh_configuration` in a status that does not allow it (HTTP 500). */
@@ -142,6 +145,12 @@ export class ComputeNode {
         fetchConfig: () => loadComputeConfig(this.settings),
         exitProcess: (code) => this.#exitProcess(code),
         refreshBackoffMs: this.settings.refreshBackoffMs,
+      }, background.signal),
+      runInstalledExtensionsStats({
+        connstr: this.settings.connstr,
+        state: this.state,
+        interval: this.settings,
+        isPrimary: () => this.#pspec?.spec.mode === "Primary",
       }, background.signal),
     ].map((task) =>
       task.catch((error) => log.error("background task failed", { error: errorMessage(error) }))
@@ -274,6 +283,16 @@ export class ComputeNode {
   /** `/status`. */
   statusResponse(): ComputeStatusResponse {
     return this.state.snapshot();
+  }
+
+  /**
+   * `/promote`'s last step, after Postgres was promoted: makes `pspec` (a
+   * `Primary` spec) the compute's spec and reconfigures Postgres for it, as
+   * `/configure` would, without a status change. Throws if that fails.
+   */
+  async installPromotedSpec(pspec: ParsedSpec): Promise<void> {
+    this.#setSpec(pspec);
+    await reconfigure(this.settings, pspec);
   }
 
   /** `/metrics.json`: a copy of the start-up metrics. */

@@ -28,6 +28,8 @@ import {
 } from "../postgres/process.ts";
 import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
 import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
+import { failpoints } from "./failpoints.ts";
+import { updateCollectionInterval } from "./installed_extensions.ts";
 import type { NodeSettings } from "./node.ts";
 import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
 import type { ComputeState } from "./state.ts";
@@ -65,6 +67,15 @@ export function migrationFailpoint(failpoints: string | undefined): number | und
     if (match) return Number(match[1]);
   }
   return undefined;
+}
+
+/**
+ * The migration to fail, from the failpoint `compute-migration=return(N)` as
+ * configured when the migrations start (`FAILPOINTS` or `POST /failpoints`).
+ */
+async function migrationFailAt(): Promise<number | undefined> {
+  const fired = await failpoints.evaluate("compute-migration");
+  return fired?.value !== undefined && /^\d+$/.test(fired.value) ? Number(fired.value) : undefined;
 }
 
 function elapsedMs(since: number): number {
@@ -172,6 +183,7 @@ async function chooseLsn(ctx: StartupContext): Promise<Lsn> {
  */
 async function configureAsPrimary(ctx: StartupContext): Promise<void> {
   const { settings, pspec } = ctx;
+  updateCollectionInterval(settings, pspec.spec);
   await withClusterSizeOverride(settings, async () => {
     await applySpec(settings.connstr, pspec.spec, {
       concurrency: concurrencyForStartup(pspec.spec),
@@ -185,13 +197,15 @@ async function configureAsPrimary(ctx: StartupContext): Promise<void> {
 
 /** Runs the built-in migrations without waiting; failures are counted and logged. */
 function startMigrations(settings: NodeSettings): void {
-  runMigrations(settings.connstr, {
-    privilegedRoleName: settings.privilegedRoleName,
-    failAt: migrationFailpoint(settings.failpoints),
-    onFailure: (migrationId: number) => {
-      dbMigrationFailed.inc({ migration_id: String(migrationId) });
-    },
-  }).catch((error: unknown) => {
+  migrationFailAt().then((failAt) =>
+    runMigrations(settings.connstr, {
+      privilegedRoleName: settings.privilegedRoleName,
+      failAt,
+      onFailure: (migrationId: number) => {
+        dbMigrationFailed.inc({ migration_id: String(migrationId) });
+      },
+    })
+  ).catch((error: unknown) => {
     log.error("migrations failed", { error: errorMessage(error) });
   });
 }

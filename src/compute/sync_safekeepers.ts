@@ -3,10 +3,12 @@
  * Finding the LSN a primary starts from (and stops at): first the fast path,
  * asking a quorum of safekeepers for `TIMELINE_STATUS`; if they are not in
  * sync, `postgres --sync-safekeepers` where the binary has it (Neon's build).
- * Vanilla Postgres lacks the flag, and then an unsynced quorum is an error at
- * start and a null LSN at shutdown.
+ * Vanilla Postgres lacks the flag: then the quorum check itself is retried on
+ * the full sync's schedule, with a longer timeout per safekeeper, before an
+ * unsynced quorum becomes an error at start and a null LSN at shutdown.
  */
 
+import { sleep } from "../_async.ts";
 import { formatLsn, type Lsn } from "../api/lsn.ts";
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
@@ -18,6 +20,10 @@ const log = getLogger("sync_safekeepers");
 
 /** Sleeps before each full-sync retry: 0, then 1.1ⁿ s capped at 3 s (6 attempts). */
 export const SYNC_RETRY_DELAYS_MS = [0, 1100, 1210, 1331, 1464, 1611];
+
+/** Per-safekeeper bound of the first quorum check (Neon's), and of the retries without a full sync. */
+export const FAST_PATH_TIMEOUT_MS = 100;
+export const RETRY_CHECK_TIMEOUT_MS = 1000;
 
 /** Where the time went, for `ComputeMetrics`. */
 export interface SyncTimings {
@@ -31,12 +37,13 @@ function childEnv(pspec: ParsedSpec): Record<string, string> {
 }
 
 /** Asks the safekeepers whether a quorum agrees on one committed LSN; null if not. */
-async function fastPath(pspec: ParsedSpec): Promise<Lsn | null> {
+async function fastPath(pspec: ParsedSpec, timeoutMs = FAST_PATH_TIMEOUT_MS): Promise<Lsn | null> {
   try {
     return await checkSafekeepersSynced(pspec.safekeeperConnstrings, {
       tenantId: pspec.tenantId,
       timelineId: pspec.timelineId,
       authToken: pspec.spec.storage_auth_token ?? undefined,
+      timeoutMs,
     });
   } catch (error) {
     log.warn("checking whether safekeepers are synced failed", { error: errorMessage(error) });
@@ -63,6 +70,9 @@ export async function syncSafekeepersForStart(
     return synced;
   }
   if (!(await supportsSyncSafekeepers(settings.pgbin))) {
+    const retried = await retryQuorumCheck(pspec, signal);
+    timings.sync_sk_check_ms = Math.round(performance.now() - checkStart);
+    if (retried !== null) return retried;
     throw new Error(
       `safekeepers are not in sync and ${settings.pgbin} does not support --sync-safekeepers ` +
         "(vanilla Postgres); cannot choose a start LSN",
@@ -72,7 +82,7 @@ export async function syncSafekeepersForStart(
   let lastError: unknown;
   for (const delayMs of SYNC_RETRY_DELAYS_MS) {
     signal?.throwIfAborted();
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (delayMs > 0) await sleep(delayMs, signal);
     try {
       const lsn = await runSyncSafekeepers({
         pgbin: settings.pgbin,
@@ -103,6 +113,8 @@ export async function syncSafekeepersOnShutdown(
   const synced = await fastPath(pspec);
   if (synced !== null) return synced;
   if (!(await supportsSyncSafekeepers(settings.pgbin))) {
+    const retried = await retryQuorumCheck(pspec, signal, 2);
+    if (retried !== null) return retried;
     log.warn(
       "safekeepers are not in sync and the postgres binary has no --sync-safekeepers; " +
         "reporting no flush LSN",
@@ -122,4 +134,25 @@ export async function syncSafekeepersOnShutdown(
     });
     return null;
   }
+}
+
+/**
+ * Without a full sync to fall back on, asks the quorum again on the full sync's
+ * schedule (at most `attempts` more times) with a longer timeout, so that a
+ * slow answer on a loaded machine is not mistaken for safekeepers that disagree.
+ */
+async function retryQuorumCheck(
+  pspec: ParsedSpec,
+  signal: AbortSignal | undefined,
+  attempts = SYNC_RETRY_DELAYS_MS.length - 1,
+): Promise<Lsn | null> {
+  for (const delayMs of SYNC_RETRY_DELAYS_MS.slice(1, 1 + attempts)) {
+    await sleep(delayMs, signal);
+    const lsn = await fastPath(pspec, RETRY_CHECK_TIMEOUT_MS);
+    if (lsn !== null) {
+      log.info("safekeepers answered a repeated quorum check", { lsn: formatLsn(lsn) });
+      return lsn;
+    }
+  }
+  return null;
 }

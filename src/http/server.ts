@@ -2,15 +2,18 @@
  * @module
  * What both HTTP servers share: a route table turned into a hono app with the
  * reference's middleware (`x-request-id` echoed or generated on every
- * response, request/response logging), an auth slot for the routes that need
- * it, 404 with an empty body for unknown paths, 405 with `Allow` for a wrong
- * method, `{"error"}` bodies for failures, and binding that fails with a
+ * response), one info log line and the HTTP metrics per request (labelled with
+ * the route table's path, never the raw URL), an auth slot for the routes that
+ * need it, 404 with an empty body for unknown paths, 405 with `Allow` for a
+ * wrong method, `{"error"}` bodies for every failure (nothing a request does
+ * can crash the process or drop its connection), and binding that fails with a
  * message instead of a stack trace.
  */
 
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { getLogger } from "../log.ts";
+import { observeHttpRequest, UNMATCHED_ROUTE } from "../metrics.ts";
 import { emptyResponse, errorResponse } from "./errors.ts";
 
 const log = getLogger("http");
@@ -34,6 +37,8 @@ export interface ResponseDoc {
 export interface RouteDoc {
   operationId: string;
   summary: string;
+  /** Longer text (CommonMark) when the summary is not enough. */
+  description?: string;
   tags: string[];
   /** Query parameters, as a zod object. */
   query?: z.ZodObject;
@@ -63,50 +68,121 @@ export interface AppOptions {
   auth?: MiddlewareHandler;
 }
 
-/** The `Allow` value for a path: methods in registration order, `HEAD` after `GET`. */
+/** The context variables the middleware shares: the matched route's path. */
+export type AppEnv = { Variables: { route: string } };
+
+/**
+ * A matcher for a route path in hono's syntax: `:name` is one segment,
+ * `:name{regex}` a segment matching the regex (which may span `/`), `*` anything.
+ */
+export function pathPattern(path: string): RegExp {
+  let source = "";
+  for (const part of path.split(/(:[A-Za-z_][A-Za-z0-9_]*(?:\{[^}]*\})?|\*)/)) {
+    if (part === "*") source += ".*";
+    else if (part.startsWith(":")) {
+      const custom = /\{([^}]*)\}$/.exec(part);
+      source += custom ? `(?:${custom[1]})` : "[^/]+";
+    } else source += part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** The route-table path that `requestPath` matches, or undefined. */
+export function matchRoutePath(routes: readonly Route[], requestPath: string): string | undefined {
+  return routes.find((route) => pathPattern(route.path).test(requestPath))?.path;
+}
+
+/** The `Allow` value for a request path: methods in registration order, `HEAD` after `GET`. */
 export function allowedMethods(routes: readonly Route[], path: string): string[] {
   const methods: string[] = [];
   for (const route of routes) {
-    if (route.path !== path || methods.includes(route.method)) continue;
+    if (methods.includes(route.method) || !pathPattern(route.path).test(path)) continue;
     methods.push(route.method);
     if (route.method === "GET") methods.push("HEAD");
   }
   return methods;
 }
 
-/** Middleware: keeps or generates `x-request-id`, logs the request and its outcome. */
-export function requestId(name: string): MiddlewareHandler {
+/** `response` with `name: value` set, copying it first when its headers are immutable. */
+function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set(name, value);
+    return copy;
+  }
+}
+
+/**
+ * Middleware: keeps or generates `x-request-id`, then after the response
+ * records the HTTP metrics and writes one info line (method, path, status,
+ * latency, request id).
+ */
+export function requestId(name: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const id = c.req.header(REQUEST_ID_HEADER) || crypto.randomUUID();
     const started = performance.now();
     const url = new URL(c.req.url);
-    log.debug(`${c.req.method} ${url.pathname}${url.search}`, { server: name, request_id: id });
-    await next();
-    if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res.headers.set(REQUEST_ID_HEADER, id);
-    log.debug("response", {
-      server: name,
-      request_id: id,
-      code: c.res.status,
-      latency_ms: Math.round(performance.now() - started),
-    });
+    const path = `${url.pathname}${url.search}`;
+    log.debug(`${c.req.method} ${path}`, { server: name, request_id: id });
+    try {
+      await next();
+    } catch (error) {
+      // hono hands only `Error`s to `onError`; anything else thrown lands here.
+      c.res = safeErrorResponse(error);
+    } finally {
+      if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res = withHeader(c.res, REQUEST_ID_HEADER, id);
+      const seconds = (performance.now() - started) / 1000;
+      const status = c.res.status;
+      const route = c.get("route") ?? UNMATCHED_ROUTE;
+      observeHttpRequest({ server: name, route, method: c.req.method, status }, seconds);
+      log.info("request", {
+        server: name,
+        method: c.req.method,
+        path,
+        status,
+        latency_ms: Math.round(seconds * 1000),
+        request_id: id,
+      });
+    }
   };
 }
 
+/** Turns anything thrown into a response; never throws itself. */
+function safeErrorResponse(error: unknown): Response {
+  try {
+    return errorResponse(error);
+  } catch {
+    log.error("a request failed with an unprintable error");
+    return new Response(JSON.stringify({ error: "internal server error" }), {
+      status: 500,
+      headers: { "content-type": "application/json" },
+    });
+  }
+}
+
 /** Builds the hono app for a route table. */
-export function buildApp(routes: readonly Route[], options: AppOptions): Hono {
-  const app = new Hono();
+export function buildApp(routes: readonly Route[], options: AppOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   app.use("*", requestId(options.name));
   for (const route of routes) {
-    const handler = (c: Context) => route.handler(c);
-    if (route.auth && options.auth) app.on(route.method, route.path, options.auth, handler);
-    else app.on(route.method, route.path, handler);
+    const tag: MiddlewareHandler<AppEnv> = async (c, next) => {
+      c.set("route", route.path);
+      await next();
+    };
+    const handler = (c: Context<AppEnv>) => route.handler(c);
+    if (route.auth && options.auth) app.on(route.method, route.path, tag, options.auth, handler);
+    else app.on(route.method, route.path, tag, handler);
   }
   app.notFound((c) => {
-    const allow = allowedMethods(routes, c.req.path);
-    if (allow.length === 0) return emptyResponse(404);
-    return emptyResponse(405, { allow: allow.join(",") });
+    const matched = matchRoutePath(routes, c.req.path);
+    if (matched === undefined) return emptyResponse(404);
+    c.set("route", matched);
+    return emptyResponse(405, { allow: allowedMethods(routes, c.req.path).join(",") });
   });
-  app.onError((error) => errorResponse(error));
+  app.onError((error) => safeErrorResponse(error));
   return app;
 }
 
@@ -127,12 +203,18 @@ export interface HttpServer extends AsyncDisposable {
  * {@link BindError} naming the server and address when binding fails.
  */
 export function serveApp(
-  app: Hono,
+  app: Hono<AppEnv>,
   { name, hostname, port }: { name: string; hostname: string; port: number },
 ): HttpServer {
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
+    server = Deno.serve({
+      hostname,
+      port,
+      onListen: () => {},
+      // Last resort: whatever escaped the app still gets an answer.
+      onError: (error) => safeErrorResponse(error),
+    }, app.fetch);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BindError(

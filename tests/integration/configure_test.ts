@@ -136,16 +136,22 @@ Deno.test("spec changes are applied, and an identical /configure issues no DDL",
   );
 });
 
-Deno.test("an invalid spec is rejected with 400 and the status is unchanged", async () => {
+Deno.test("a spec of the wrong shape is 422, an invalid one 400; the status is unchanged", async () => {
   await using cluster = await startCluster({ pageservers: 1, computes: [{ id: "strict" }] });
   const compute = cluster.compute("strict");
 
+  // Wrong shape (as Rust's serde rejects it): 422 naming the path of the missing field.
   const missingCluster = await compute.configure({
     spec: { format_version: 1.0, suspend_timeout_seconds: -1 },
     compute_ctl_config: COMPUTE_CTL_CONFIG,
   });
-  assert.equal(missingCluster.status, 400, missingCluster.text);
-  assert.equal(typeof missingCluster.body.error, "string");
+  assert.equal(missingCluster.status, 422, missingCluster.text);
+  assert.match(
+    missingCluster.body.error,
+    /^failed to deserialize the json body into the target type: .*spec\.cluster/,
+  );
+
+  // Parses, but fails ParsedSpec validation: 400 with the reference's message.
 
   const duplicateSafekeepers = await compute.configure({
     spec: {

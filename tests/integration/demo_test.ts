@@ -1,6 +1,8 @@
 /**
  * `deno task demo --dir DIR`: the cluster starts, `DIR/cluster.json` has the
- * documented shape and its Postgres URL works, and SIGINT stops everything,
+ * documented shape (with JWTs that the compute accepts and the private key's
+ * path), its Postgres URL works, the summary shows a curl with the token, and
+ * SIGINT stops everything,
  * exit code 0, with no process left behind.
  */
 
@@ -21,9 +23,9 @@ interface ClusterJson {
     external_http: string;
     internal_http: string;
     config_path: string;
-    tokens: { compute: null; admin: null };
+    tokens: { compute: string; admin: string };
   }[];
-  jwt_private_key: null;
+  jwt_private_key: string;
 }
 
 async function pgrep(pattern: string): Promise<string> {
@@ -73,19 +75,35 @@ Deno.test("deno task demo: cluster.json, a working compute, and a clean SIGINT",
     assert.match(compute.postgres, /^postgresql:\/\/cloud_admin@127\.0\.0\.1:\d+\/postgres$/);
     assert.match(compute.external_http, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(compute.internal_http, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.deepEqual(compute.tokens, { compute: null, admin: null });
-    assert.equal(json.jwt_private_key, null);
     clusterRoot = dirname(dirname(dirname(compute.config_path)));
+    assert.equal(json.jwt_private_key, `${clusterRoot}/jwt_private_key.pem`);
+    assert.match(await Deno.readTextFile(json.jwt_private_key), /^-----BEGIN PRIVATE KEY-----/);
 
-    const status = await fetch(`${compute.external_http}/status`).then((r) => r.json());
-    assert.equal(status.status, "running");
+    const statusWith = (token?: string) =>
+      fetch(`${compute.external_http}/status`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      }).then(async (r) => ({ code: r.status, body: await r.json() }));
+    for (const token of [compute.tokens.compute, compute.tokens.admin]) {
+      assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+      const status = await statusWith(token);
+      assert.equal(status.code, 200);
+      assert.equal(status.body.status, "running");
+    }
+    assert.equal((await statusWith()).code, 400, "auth is on by default");
     assert.deepEqual(await query(compute.postgres, "SELECT 1 AS one"), [{ one: 1 }]);
     assert.notEqual(await pgrep(clusterRoot), "", "the compute runs under the cluster root");
 
     demo.kill("SIGINT");
     stopped = true;
     const { code } = await within(demo.status, 60_000, "demo exit after SIGINT");
-    assert.equal(code, 0, (await output).join("\n"));
+    const [stdout, stderr] = await output;
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.ok(
+      stdout.includes(
+        `curl -s -H 'Authorization: Bearer ${compute.tokens.compute}' ${compute.external_http}/status`,
+      ),
+      `the summary shows a curl with the token:\n${stdout}`,
+    );
     assert.equal(await pgrep(clusterRoot), "", "no process left behind");
     await assert.rejects(Deno.stat(clusterRoot), Deno.errors.NotFound);
   } finally {

@@ -106,3 +106,36 @@ Deno.test("a pageserver down at start: retries, then failed with the error in /s
   const code = await within(compute.exited, 30_000, "manager exit after a failed start");
   assert.notEqual(code, 0);
 });
+
+Deno.test("safekeepers that disagree at start: vanilla Postgres cannot sync them, so failed", async () => {
+  await using cluster = await startCluster({ pageservers: 1 });
+  const tenantId = crypto.randomUUID().replaceAll("-", "");
+  const timelineId = crypto.randomUUID().replaceAll("-", "");
+  // Two of three safekeepers report different commit LSNs: no quorum agrees.
+  cluster.safekeepers[0].setStatusOverride(tenantId, timelineId, {
+    flushLsn: 0x1000000n,
+    commitLsn: 0x1000000n,
+  });
+  cluster.safekeepers[1].setStatusOverride(tenantId, timelineId, {
+    flushLsn: 0x2000000n,
+    commitLsn: 0x1000000n,
+  });
+  const compute = await cluster.startCompute({
+    id: "disagreeing-safekeepers",
+    tenantId,
+    timelineId,
+    exitDelayMs: 3_000,
+    waitFor: "failed",
+    startTimeoutMs: 60_000,
+  });
+  const status = await compute.status();
+  assert.equal(status.status, "failed");
+  assert.match(
+    status.error ?? "",
+    /safekeepers are not in sync and .* does not support --sync-safekeepers/,
+  );
+  const log = await compute.readLog();
+  assert.doesNotMatch(log, /basebackup attempt/, "no basebackup without a start LSN");
+  const code = await within(compute.exited, 30_000, "manager exit after a failed start");
+  assert.notEqual(code, 0);
+});

@@ -92,6 +92,7 @@ Deno.test("defaults match compute_ctl's, plus ours", () => {
       exitDelayMs: 30000,
       externalHttpBind: "0.0.0.0",
       internalHttpBind: "127.0.0.1",
+      enableFailpoints: false,
     },
   );
 });

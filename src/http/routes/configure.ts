@@ -1,23 +1,16 @@
 /**
  * @module
  * `POST /configure`: deliver a spec and wait until the compute runs it.
- * Body errors 400/413/415/422, invalid spec 400 (its shape or its content), wrong status 412,
- * configuration failure 500, success 200 with the status body.
+ * Body errors 400/413/415/422 (a spec of the wrong shape is a 422, as in Neon),
+ * a spec that fails validation 400, wrong status 412, configuration failure
+ * 500, success 200 with the status body.
  */
 
-import { z } from "zod";
-import { computeCtlConfigSchema } from "../../api/config.ts";
-import { parseComputeSpecJson } from "../../api/parsed_spec.ts";
+import { configurationRequestSchema } from "../../api/config.ts";
+import { computeStatusResponseSchema, errorBodySchema } from "../../api/responses.ts";
 import type { ComputeNode } from "../../compute/node.ts";
 import { readJsonBody } from "../json_body.ts";
 import type { Route } from "../server.ts";
-
-/**
- * The envelope: both keys required. The spec itself is checked separately so
- * that an invalid spec is a 400 with the spec's own message, not a 422.
- */
-const envelopeSchema = z.object({ spec: z.unknown(), compute_ctl_config: computeCtlConfigSchema })
-  .refine((body) => body.spec !== undefined, { message: "missing field `spec`", path: ["spec"] });
 
 /** Blocks until the compute is `running` or `failed`. */
 export function configureRoute(node: ComputeNode): Route {
@@ -26,8 +19,35 @@ export function configureRoute(node: ComputeNode): Route {
     path: "/configure",
     auth: true,
     handler: async (c) => {
-      const { spec } = await readJsonBody(c, envelopeSchema);
-      return c.json(await node.configure(parseComputeSpecJson(spec)));
+      const { spec } = await readJsonBody(c, configurationRequestSchema);
+      return c.json(await node.configure(spec));
+    },
+    doc: {
+      operationId: "configureCompute",
+      summary: "Perform compute node configuration.",
+      description: "Validates the spec, requires `empty` or `running`, and blocks until the " +
+        "compute is `running` again (or `failed`). `compute_ctl_config` is required and ignored.",
+      tags: ["Configure"],
+      body: configurationRequestSchema,
+      responses: {
+        200: {
+          description: "The compute runs the new spec",
+          schema: computeStatusResponseSchema,
+        },
+        400: {
+          description: "The spec parsed but is invalid (e.g. `tenant id should be provided`, " +
+            "`duplicate entry in safekeeper_connstrings: <x>!`)",
+          schema: errorBodySchema,
+        },
+        412: {
+          description: "Not in `empty` or `running`: `invalid compute status: <status>`",
+          schema: errorBodySchema,
+        },
+        500: {
+          description: 'Configuration failed: `compute configuration failed: "<error>"`',
+          schema: errorBodySchema,
+        },
+      },
     },
   };
 }

@@ -16,5 +16,15 @@ export function metricsRoute(): Route {
       new Response(await renderMetrics(), {
         headers: { "content-type": METRICS_CONTENT_TYPE },
       }),
+    doc: {
+      operationId: "getComputeMetrics",
+      summary: "Get compute node metrics in Prometheus text format.",
+      description: "Neon's families, then `process_*` and the `compute_ctl_http_*` request " +
+        "metrics (additions of this implementation). Label vectors without series are omitted.",
+      tags: ["Info"],
+      responses: {
+        200: { description: "Prometheus text format 0.0.4", contentType: METRICS_CONTENT_TYPE },
+      },
+    },
   };
 }

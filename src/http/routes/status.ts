@@ -3,6 +3,7 @@
  * `GET /status`: the compute's status, timestamps, tenant/timeline and error.
  */
 
+import { computeStatusResponseSchema } from "../../api/responses.ts";
 import type { ComputeNode } from "../../compute/node.ts";
 import type { Route } from "../server.ts";
 
@@ -13,5 +14,13 @@ export function statusRoute(node: ComputeNode): Route {
     path: "/status",
     auth: true,
     handler: (c) => c.json(node.statusResponse()),
+    doc: {
+      operationId: "getComputeStatus",
+      summary: "Get compute node internal status.",
+      tags: ["Info"],
+      responses: {
+        200: { description: "The compute's current state", schema: computeStatusResponseSchema },
+      },
+    },
   };
 }

@@ -5,12 +5,26 @@
  * a query string without a valid `mode` is a plain-text 400, as in the reference.
  */
 
-import { type TerminateMode, terminateModeSchema } from "../../api/responses.ts";
+import { z } from "zod";
+import {
+  errorBodySchema,
+  type TerminateMode,
+  terminateModeSchema,
+  terminateResponseSchema,
+} from "../../api/responses.ts";
 import type { ComputeNode } from "../../compute/node.ts";
 import { HttpError } from "../errors.ts";
 import type { Route } from "../server.ts";
 
 const QUERY_ERROR = "Failed to deserialize query string";
+
+/** The query as documented: `mode`, `fast` when there is no query string at all. */
+const terminateQuerySchema = z.object({
+  mode: terminateModeSchema.default("fast").describe(
+    "`fast` (SIGINT, linger 30 s) or `immediate`. Once any query string is present, " +
+      "`mode` is required.",
+  ),
+});
 
 /**
  * The mode from the raw URL: `fast` without a query string; otherwise `mode`
@@ -40,6 +54,27 @@ export function terminateRoute(node: ComputeNode): Route {
     handler: async (c) => {
       const outcome = await node.terminate(parseTerminateMode(c.req.url));
       return c.json(outcome.body, outcome.alreadyTerminated ? 201 : 200);
+    },
+    doc: {
+      operationId: "terminate",
+      summary: "Terminate Postgres and wait until it has stopped.",
+      description: "Allowed in `empty` and `running`. Blocks until the status is `terminated`; " +
+        "for a primary, `lsn` is the flush LSN the safekeepers reported after Postgres stopped.",
+      tags: ["Terminate"],
+      query: terminateQuerySchema,
+      responses: {
+        200: { description: "Postgres has stopped", schema: terminateResponseSchema },
+        201: { description: "It had already stopped", schema: terminateResponseSchema },
+        400: {
+          description: "A query string without a valid `mode` (plain text)",
+          contentType: "text/plain; charset=utf-8",
+          schema: z.string(),
+        },
+        412: {
+          description: "Not in `empty` or `running`: `invalid compute status: <status>`",
+          schema: errorBodySchema,
+        },
+      },
     },
   };
 }
