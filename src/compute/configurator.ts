@@ -8,6 +8,7 @@
  * request; a control plane that has no spec for us any more ends the process.
  */
 
+import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
 import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
@@ -59,21 +60,6 @@ export async function reconfigure(settings: NodeSettings, pspec: ParsedSpec): Pr
     });
   }
   log.info("finished reconfiguration", { operation_uuid: spec.operation_uuid ?? null });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**

@@ -7,6 +7,7 @@
  * count as activity.
  */
 
+import { sleep } from "../_async.ts";
 import pg from "pg";
 import type { ComputeStatus } from "../api/responses.ts";
 import { errorMessage, getLogger } from "../log.ts";
@@ -66,18 +67,6 @@ export async function checkActivity(client: pg.Client): Promise<Date | null> {
   if (await count(client, SUBSCRIPTIONS_SQL) > 0) return now;
   if (await count(client, AUTOVACUUM_SQL) > 0) return now;
   return latestIdle;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Options for {@link runMonitor}. */

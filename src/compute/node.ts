@@ -6,6 +6,7 @@
  * The HTTP routes call the other public methods, one each.
  */
 
+import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
 import { type Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, parseSpec } from "../api/parsed_spec.ts";
@@ -39,10 +40,6 @@ const log = getLogger("compute");
 
 /** How long to wait for the monitor and configurator to notice they were stopped. */
 const BACKGROUND_STOP_TIMEOUT_MS = 1_000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Everything the lifecycle needs to know from the command line and environment. */
 export interface NodeSettings extends ConfigSource {
