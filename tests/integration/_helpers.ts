@@ -9,11 +9,12 @@ import pg from "pg";
 
 /** Runs `sql` on `url` in a fresh connection and returns the rows. */
 export async function query<Row extends Record<string, unknown> = Record<string, unknown>>(
-  url: string,
+  target: string | pg.ClientConfig,
   sql: string,
   params: unknown[] = [],
 ): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url, application_name: "integration-test" });
+  const config = typeof target === "string" ? { connectionString: target } : target;
+  const client = new pg.Client({ application_name: "integration-test", ...config });
   client.on("error", () => {});
   await client.connect();
   try {

@@ -15,7 +15,6 @@ import {
   SPEC_ROLE,
   startCluster,
 } from "../../harness/cluster.ts";
-import pg from "pg";
 import type { CatalogObjects } from "../../src/api/catalog.ts";
 import { eventually, loggedDdl, query, sleep } from "./_helpers.ts";
 
@@ -32,26 +31,14 @@ function ident(name: string): string {
 }
 
 /** Runs `sql` as `cloud_admin` in `database` (any name: no URL encoding involved). */
-async function adminQuery<Row extends Record<string, unknown> = Record<string, unknown>>(
+function adminQuery<Row extends Record<string, unknown> = Record<string, unknown>>(
   compute: ComputeHandle,
   database: string,
   sql: string,
   params: unknown[] = [],
 ): Promise<Row[]> {
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port: compute.pgPort,
-    user: "cloud_admin",
-    database,
-    application_name: "integration-test",
-  });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return (await client.query<Row>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
+  const target = { host: "127.0.0.1", port: compute.pgPort, user: "cloud_admin", database };
+  return query<Row>(target, sql, params);
 }
 
 /** Any request; asserts that the answer carries `x-request-id`. */
