@@ -6,17 +6,25 @@
  * refresh_configuration`): re-read the config, and reconfigure only when the
  * pageserver connection info changed. A failed refresh waits for the next
  * request; a control plane that has no spec for us any more ends the process.
+ * On vanilla storage a primary whose set of safekeepers changed tells the new
+ * set where to pull its WAL from before any catalog change commits.
  */
 
 import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
+import type { Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { reloadPostgres } from "../postgres/process.ts";
 import { applySpec, concurrencyForReconfigure } from "../postgres/spec_apply.ts";
 import { updateCollectionInterval } from "./installed_extensions.ts";
 import type { NodeSettings } from "./node.ts";
-import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
+import {
+  isVanillaStorage,
+  withClusterSizeOverride,
+  writePostgresqlConf,
+} from "./postgres_config.ts";
+import { announceWalSource, ensureSafekeeperHbaLines } from "./startup.ts";
 import type { ComputeState } from "./state.ts";
 
 const log = getLogger("configurator");
@@ -36,20 +44,44 @@ export interface ConfiguratorContext {
   fetchConfig(): Promise<ComputeConfig>;
   /** Ends the process (the control plane no longer knows this compute). */
   exitProcess(code: number): void;
+  /** The LSN the compute started from as a primary; null otherwise. */
+  startLsn(): Lsn | null;
   refreshBackoffMs?: number;
+}
+
+/** What {@link reconfigure} needs to know about the running compute besides the new spec. */
+export interface ReconfigureOptions {
+  /** The spec Postgres ran before; absent means unknown (the safekeepers are told again). */
+  previous?: ParsedSpec;
+  /** The LSN the compute started from as a primary; null or absent for a promoted replica. */
+  startLsn?: Lsn | null;
+  /** Aborts the wait for the safekeepers. */
+  signal?: AbortSignal;
 }
 
 /**
  * Brings a running Postgres to `pspec` without a restart: rewrite
- * `postgresql.conf`, reload, and unless `skip_pg_catalog_updates` apply the
- * catalog (primary only) under the size-limit override with
+ * `postgresql.conf` (on vanilla storage, for a primary whose safekeeper set
+ * changed, also `pg_hba.conf`), reload, tell the new safekeepers where to pull
+ * WAL from (see {@link walSourceChanged}), and unless `skip_pg_catalog_updates`
+ * apply the catalog (primary only) under the size-limit override with
  * `reconfigure_concurrency` (default 1).
  */
-export async function reconfigure(settings: NodeSettings, pspec: ParsedSpec): Promise<void> {
+export async function reconfigure(
+  settings: NodeSettings,
+  pspec: ParsedSpec,
+  options: ReconfigureOptions = {},
+): Promise<void> {
   const spec = pspec.spec;
   updateCollectionInterval(settings, spec);
-  await writePostgresqlConf(settings, pspec);
+  // Only a compute that started as a primary has a WAL history of its own on timeline 1.
+  const walQuorum = options.startLsn != null;
+  const announce = walQuorum && walSourceChanged(options.previous, pspec) &&
+    await isVanillaStorage(settings);
+  await writePostgresqlConf(settings, pspec, { walQuorum });
+  if (announce) await ensureSafekeeperHbaLines(settings, pspec);
   await reloadPostgres(settings.pgbin, settings.pgdata);
+  if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);
   if (!spec.skip_pg_catalog_updates) {
     await withClusterSizeOverride(settings, async () => {
       if (spec.mode !== "Primary") return;
@@ -63,6 +95,19 @@ export async function reconfigure(settings: NodeSettings, pspec: ParsedSpec): Pr
 }
 
 /**
+ * Whether a vanilla-storage primary must announce itself to its safekeepers
+ * again: it runs as a primary with safekeepers, and before it was not a
+ * primary, or its safekeepers were a different set (a new order is no change).
+ */
+export function walSourceChanged(previous: ParsedSpec | undefined, next: ParsedSpec): boolean {
+  if (next.spec.mode !== "Primary" || next.safekeeperConnstrings.length === 0) return false;
+  if (previous === undefined || previous.spec.mode !== "Primary") return true;
+  const before = new Set(previous.safekeeperConnstrings);
+  const after = new Set(next.safekeeperConnstrings);
+  return before.size !== after.size || [...after].some((entry) => !before.has(entry));
+}
+
+/**
  * Runs the configurator until `signal` aborts (the node aborts it when
  * Postgres exits). Resolves quietly on abort.
  */
@@ -72,6 +117,12 @@ export async function runConfigurator(
 ): Promise<void> {
   const backoffMs = ctx.refreshBackoffMs ?? REFRESH_BACKOFF_MS;
   let refreshNotBefore = 0;
+  // The spec Postgres runs: what a new spec's safekeepers are compared with.
+  let applied = ctx.currentSpec();
+  const apply = async (pspec: ParsedSpec) => {
+    await reconfigure(ctx.settings, pspec, { previous: applied, startLsn: ctx.startLsn(), signal });
+    applied = pspec;
+  };
   try {
     while (!signal.aborted) {
       const status = await ctx.state.waitForStatus(
@@ -79,13 +130,13 @@ export async function runConfigurator(
         signal,
       );
       if (status === "configuration_pending") {
-        await applyPushedSpec(ctx);
+        await applyPushedSpec(ctx, apply);
         continue;
       }
       const wait = refreshNotBefore - Date.now();
       if (wait > 0) await sleep(wait, signal);
       if (ctx.state.status !== "refresh_configuration_pending") continue;
-      const outcome = await refresh(ctx);
+      const outcome = await refresh(ctx, apply);
       // Rate-limit repeated requests while the control plane has nothing new for us.
       if (outcome === "unchanged" || outcome === "fetch_failed") {
         refreshNotBefore = Date.now() + backoffMs;
@@ -100,11 +151,13 @@ export async function runConfigurator(
   }
 }
 
-async function applyPushedSpec(ctx: ConfiguratorContext): Promise<void> {
+type Apply = (pspec: ParsedSpec) => Promise<void>;
+
+async function applyPushedSpec(ctx: ConfiguratorContext, apply: Apply): Promise<void> {
   const { state } = ctx;
   state.transition("configuration");
   try {
-    await reconfigure(ctx.settings, ctx.currentSpec());
+    await apply(ctx.currentSpec());
     state.transition("running");
   } catch (error) {
     const message = errorMessage(error);
@@ -117,7 +170,7 @@ async function applyPushedSpec(ctx: ConfiguratorContext): Promise<void> {
 type RefreshOutcome = "reconfigured" | "unchanged" | "fetch_failed" | "apply_failed";
 
 /** One refresh; says whether it reconfigured, found nothing to do, or failed (and where). */
-async function refresh(ctx: ConfiguratorContext): Promise<RefreshOutcome> {
+async function refresh(ctx: ConfiguratorContext, apply: Apply): Promise<RefreshOutcome> {
   const { state } = ctx;
   state.transition("refresh_configuration");
   let pspec: ParsedSpec | null;
@@ -141,7 +194,7 @@ async function refresh(ctx: ConfiguratorContext): Promise<RefreshOutcome> {
   }
   ctx.replaceSpec(pspec);
   try {
-    await reconfigure(ctx.settings, pspec);
+    await apply(pspec);
     state.transition("running", "pageserver connection info changed");
     return "reconfigured";
   } catch (error) {

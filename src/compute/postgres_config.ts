@@ -1,33 +1,50 @@
 /**
  * @module
- * The two configuration steps start-up and reconfigure share: rendering
- * `postgresql.conf` into PGDATA, and running catalog changes with the project
+ * The configuration steps start-up and reconfigure share: rendering
+ * `postgresql.conf` into PGDATA, running catalog changes with the project
  * size limit lifted (`neon.max_cluster_size=-1` in the temporary override file,
- * reloaded in and out).
+ * reloaded in and out), and telling whether the storage runs in vanilla mode.
  */
 
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { renderPostgresqlConf } from "../postgres/conf.ts";
 import { withTempOverride } from "../postgres/files.ts";
 import { readOvercommitMemory } from "../postgres/overcommit.ts";
-import { reloadPostgres } from "../postgres/process.ts";
+import { reloadPostgres, supportsSyncSafekeepers } from "../postgres/process.ts";
 import type { NodeSettings } from "./node.ts";
 
 /** The override every catalog apply runs under, so size limits cannot block it. */
 export const CLUSTER_SIZE_OVERRIDE = "neon.max_cluster_size=-1";
 
-/** Writes `<pgdata>/postgresql.conf` for `pspec`, replacing the previous file. */
+/**
+ * Writes `<pgdata>/postgresql.conf` for `pspec`, replacing the previous file.
+ * A binary without `--sync-safekeepers` (vanilla Postgres) gets the vanilla
+ * storage line (`synchronous_standby_names` naming the safekeepers) unless
+ * `walQuorum` is false: a promoted replica's WAL is on timeline 2, which the
+ * safekeepers cannot follow, so it must not wait for them.
+ */
 export async function writePostgresqlConf(
   settings: NodeSettings,
   pspec: ParsedSpec,
+  { walQuorum = true }: { walQuorum?: boolean } = {},
 ): Promise<void> {
   const text = renderPostgresqlConf(pspec, {
     privilegedRoleName: settings.privilegedRoleName,
     internalHttpPort: settings.internalHttpPort,
     overcommitMemory: await readOvercommitMemory(),
     tls: settings.tlsConfigured,
+    vanillaStorage: walQuorum && await isVanillaStorage(settings),
   });
   await Deno.writeTextFile(`${settings.pgdata}/postgresql.conf`, text);
+}
+
+/**
+ * True when `--pgbin` lacks `--sync-safekeepers` (vanilla Postgres): then the
+ * safekeepers pull WAL as streaming-replication clients, named in
+ * `synchronous_standby_names`, instead of the walproposer pushing it.
+ */
+export async function isVanillaStorage(settings: NodeSettings): Promise<boolean> {
+  return !(await supportsSyncSafekeepers(settings.pgbin));
 }
 
 /**

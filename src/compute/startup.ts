@@ -3,17 +3,20 @@
  * The first start of a compute, from `init` to `running` (or `failed`): wipe
  * PGDATA, write `postgresql.conf`, choose the LSN, fetch the basebackup, fix up
  * `pg_hba.conf` / `pg_dynshmem` / `standby.signal`, start Postgres and wait for
- * it, then (primary only) apply the spec's catalog and start the migrations in
- * the background. Each phase is timed into `ComputeMetrics`.
+ * it, on vanilla storage tell the safekeepers where to pull its WAL from, then
+ * (primary only) apply the spec's catalog and start the migrations in the
+ * background. Each phase is timed into `ComputeMetrics`.
  */
 
-import type { Lsn } from "../api/lsn.ts";
+import { formatLsn, type Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, shardLibpqUrl, staticLsn } from "../api/parsed_spec.ts";
 import type { ComputeMetrics } from "../api/responses.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { dbMigrationFailed } from "../metrics.ts";
+import { clientConfig } from "../postgres/connect.ts";
 import {
   ensureMd5HbaLine,
+  ensureReplicationHbaLines,
   lineInFile,
   linkDynshmem,
   recreatePgdata,
@@ -27,11 +30,18 @@ import {
   waitForReady,
 } from "../postgres/process.ts";
 import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
+import { waitForStandbyReplay } from "../postgres/standby.ts";
 import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
+import { parseSafekeeperAddress } from "../storage/safekeepers.ts";
+import { announceWalSourceToQuorum, type WalSourcePostgres } from "../storage/wal_source.ts";
 import { failpoints } from "./failpoints.ts";
 import { updateCollectionInterval } from "./installed_extensions.ts";
 import type { NodeSettings } from "./node.ts";
-import { withClusterSizeOverride, writePostgresqlConf } from "./postgres_config.ts";
+import {
+  isVanillaStorage,
+  withClusterSizeOverride,
+  writePostgresqlConf,
+} from "./postgres_config.ts";
 import type { ComputeState } from "./state.ts";
 import { syncSafekeepersForStart } from "./sync_safekeepers.ts";
 
@@ -53,6 +63,8 @@ export interface StartupContext {
   pspec: ParsedSpec;
   /** Called as soon as the postmaster exists, so termination can signal it. */
   onSpawn(proc: PostgresProcess): void;
+  /** A primary's start LSN, once chosen: where its WAL begins (vanilla storage re-announces it). */
+  onStartLsn(lsn: Lsn): void;
   /** Aborted when the compute is being terminated: stops sync and basebackup retries. */
   signal: AbortSignal;
 }
@@ -107,12 +119,22 @@ export async function startCompute(ctx: StartupContext): Promise<StartupOutcome>
   });
   let proc: PostgresProcess | null = null;
   try {
-    await preparePgdata(ctx);
+    const startLsn = await preparePgdata(ctx);
+    if (pspec.spec.mode === "Primary") ctx.onStartLsn(startLsn);
     const startedAt = performance.now();
     proc = spawnPostgres({ pgbin: settings.pgbin, pgdata: settings.pgdata, env: childEnv(pspec) });
     ctx.onSpawn(proc);
     await waitForReady(settings.pgdata, proc);
     metrics.start_postgres_ms = elapsedMs(startedAt);
+
+    // Vanilla storage hands a standby WAL to replay, not pages at the LSN: wait for it.
+    if (pspec.spec.mode !== "Primary" && await isVanillaStorage(settings)) {
+      await waitForStandbyReplay(settings.connstr, { signal: ctx.signal });
+    }
+    // Before any commit of ours: without a quorum of safekeepers streaming, none would return.
+    if (pspec.spec.mode === "Primary" && await isVanillaStorage(settings)) {
+      await announceWalSource(settings, pspec, startLsn, ctx.signal);
+    }
 
     const configStartedAt = performance.now();
     if (pspec.spec.mode === "Primary" && !pspec.spec.skip_pg_catalog_updates) {
@@ -132,8 +154,11 @@ export async function startCompute(ctx: StartupContext): Promise<StartupOutcome>
   }
 }
 
-/** Wipes PGDATA and fills it: conf, basebackup at the chosen LSN, and the fix-ups. */
-async function preparePgdata(ctx: StartupContext): Promise<void> {
+/**
+ * Wipes PGDATA and fills it: conf, basebackup at the chosen LSN, and the
+ * fix-ups. Returns that LSN.
+ */
+async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   const { settings, metrics, pspec } = ctx;
   const pgdata = settings.pgdata;
   await recreatePgdata(pgdata);
@@ -163,8 +188,67 @@ async function preparePgdata(ctx: StartupContext): Promise<void> {
   metrics.basebackup_ms = elapsedMs(startedAt);
 
   await ensureMd5HbaLine(pgdata);
+  if (pspec.spec.mode === "Primary" && await isVanillaStorage(settings)) {
+    await ensureSafekeeperHbaLines(settings, pspec);
+  }
   await linkDynshmem(pgdata);
   if (pspec.spec.mode !== "Primary") await writeStandbySignal(pgdata);
+  return lsn;
+}
+
+/**
+ * Vanilla storage: lets the safekeepers' hosts open replication sessions as
+ * the `--connstr` user (`trust`), so they can stream the compute's WAL.
+ */
+export async function ensureSafekeeperHbaLines(
+  settings: NodeSettings,
+  pspec: ParsedSpec,
+): Promise<void> {
+  const hosts = pspec.safekeeperConnstrings.map((entry) => parseSafekeeperAddress(entry).host);
+  await ensureReplicationHbaLines(settings.pgdata, hosts, walSourcePostgres(settings).user);
+}
+
+/** The compute's Postgres as the safekeepers reach it: `--connstr`'s host, port and user. */
+export function walSourcePostgres(settings: NodeSettings): WalSourcePostgres {
+  const config = clientConfig(settings.connstr, { applicationName: "" });
+  return {
+    host: config.host ?? "localhost",
+    port: config.port ?? 5432,
+    user: config.user ?? "cloud_admin",
+  };
+}
+
+/**
+ * Vanilla storage: tells a quorum of the spec's safekeepers to stream WAL from
+ * this compute, starting at `startLsn`, and logs who accepted (info), who did
+ * not (warn) and how long it took. Throws when no quorum accepted (see
+ * `announceWalSourceToQuorum`). No safekeepers: nothing to do.
+ */
+export async function announceWalSource(
+  settings: NodeSettings,
+  pspec: ParsedSpec,
+  startLsn: Lsn,
+  signal?: AbortSignal,
+): Promise<void> {
+  const addresses = pspec.safekeeperConnstrings;
+  if (addresses.length === 0) return;
+  const startedAt = performance.now();
+  const outcome = await announceWalSourceToQuorum(addresses, {
+    tenantId: pspec.tenantId,
+    timelineId: pspec.timelineId,
+    authToken: pspec.spec.storage_auth_token ?? undefined,
+    postgres: walSourcePostgres(settings),
+    startLsn,
+    signal,
+  });
+  log.info("a quorum of safekeepers pulls WAL from this compute", {
+    accepted: outcome.accepted.join(","),
+    start_lsn: formatLsn(startLsn),
+    duration_ms: elapsedMs(startedAt),
+  });
+  for (const { address, error } of outcome.failed) {
+    log.warn("safekeeper did not accept START_WAL_PULL", { safekeeper: address, error });
+  }
 }
 
 /** Primary: the safekeepers' commit LSN; Static: the spec's; Replica: 0 (latest). */

@@ -2,13 +2,16 @@
  * @module
  * Renders `postgresql.conf` from a parsed spec, line for line in the order of
  * Neon's `write_postgres_conf`: the control plane's verbatim text, the Neon
- * storage GUCs, mode and locale lines, the managed settings block, the audit
- * block, and the trailing `include_if_exists` of the temporary override file.
+ * storage GUCs (plus, on vanilla Postgres, the safekeeper quorum as
+ * `synchronous_standby_names`), mode and locale lines, the managed settings
+ * block, the audit block, and the trailing `include_if_exists` of the
+ * temporary override file.
  * Later lines win in Postgres, so the order is part of the contract. Pure.
  */
 
 import { formatLsn } from "../api/lsn.ts";
 import { type ParsedSpec, shardLibpqUrl, staticLsn } from "../api/parsed_spec.ts";
+import { safekeeperStandbyName, vanillaQuorumSize } from "../api/safekeeper_names.ts";
 import {
   type ComputeAudit,
   computeModeName,
@@ -30,6 +33,12 @@ export interface ConfOptions {
   overcommitMemory?: number;
   /** True when `compute_ctl_config.tls` is set; TLS is on if the spec also has `tls_experimental`. */
   tls?: boolean;
+  /**
+   * Vanilla Postgres (no `neon` extension): a primary waits for a majority of
+   * its safekeepers through `synchronous_standby_names` instead of the
+   * walproposer. Default false.
+   */
+  vanillaStorage?: boolean;
 }
 
 /** The last line: lets compute_ctl override GUCs temporarily (see `withTempOverride`). */
@@ -49,6 +58,9 @@ export function renderPostgresqlConf(pspec: ParsedSpec, options: ConfOptions): s
   lines.push("# Neon storage settings", "");
   lines.push(...pageserverLines(spec));
   lines.push(...safekeeperLines(spec));
+  if (options.vanillaStorage && spec.mode === "Primary" && pspec.safekeeperConnstrings.length > 0) {
+    lines.push(synchronousStandbyNamesLine(pspec.safekeeperConnstrings));
+  }
   for (
     const [name, value] of [
       ["neon.tenant_id", spec.tenant_id],
@@ -153,6 +165,18 @@ function safekeeperLines(spec: ComputeSpec): string[] {
   const generation = spec.safekeepers_generation != null ? `g#${spec.safekeepers_generation}:` : "";
   const list = spec.safekeeper_connstrings.join(",");
   return [`neon.safekeepers=${quoteConfValue(`${generation}${list}`)}`];
+}
+
+/**
+ * The vanilla stand-in for the walproposer's quorum commit: a commit returns
+ * once any majority of the safekeepers (named by {@link safekeeperStandbyName},
+ * in list order) has flushed it, e.g.
+ * `synchronous_standby_names = 'ANY 2 ("safekeeper_a", "safekeeper_b", "safekeeper_c")'`.
+ */
+export function synchronousStandbyNamesLine(safekeepers: readonly string[]): string {
+  const names = safekeepers.map((entry) => `"${safekeeperStandbyName(entry)}"`).join(", ");
+  const value = `ANY ${vanillaQuorumSize(safekeepers.length)} (${names})`;
+  return `synchronous_standby_names = ${quoteConfValue(value)}`;
 }
 
 /**

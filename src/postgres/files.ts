@@ -1,9 +1,11 @@
 /**
  * @module
  * The small files the manager writes into PGDATA around a basebackup: the
- * `pg_hba.conf` line it needs, the `pg_dynshmem` symlink, `standby.signal`,
+ * `pg_hba.conf` lines it needs, the `pg_dynshmem` symlink, `standby.signal`,
  * the temporary GUC override, and the wipe-and-recreate of the directory itself.
  */
+
+import { isIPv4, isIPv6 } from "node:net";
 
 /** The line compute_ctl guarantees in `pg_hba.conf`: md5 for every host. */
 export const MD5_HBA_LINE = "host\tall\t\tall\t\tall\t\tmd5";
@@ -64,6 +66,49 @@ export async function withTempOverride<T>(
 /** Appends the md5 `host all all all` line to `<pgdata>/pg_hba.conf` unless present. */
 export async function ensureMd5HbaLine(pgdata: string): Promise<boolean> {
   return await lineInFile(`${pgdata}/pg_hba.conf`, MD5_HBA_LINE);
+}
+
+/**
+ * The `pg_hba.conf` address field(s) admitting `host` (a safekeeper's host as
+ * in `safekeeper_connstrings`): `<ipv4>/32`, `<ipv6>/128` (brackets
+ * stripped), both loopback addresses for `localhost`, else the bare hostname.
+ */
+export function hbaAddresses(host: string): string[] {
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (isIPv4(bare)) return [`${bare}/32`];
+  if (isIPv6(bare)) return [`${bare}/128`];
+  if (bare.toLowerCase() === "localhost") return ["127.0.0.1/32", "::1/128"];
+  return [bare];
+}
+
+/**
+ * The lines letting `user` open physical replication connections, without a
+ * password, from each of `hosts` (one line per distinct address, in order):
+ * `host\treplication\t<user>\t<address>\ttrust`.
+ */
+export function replicationHbaLines(hosts: readonly string[], user: string): string[] {
+  const addresses = new Set(hosts.flatMap(hbaAddresses));
+  return [...addresses].map((address) => `host\treplication\t${hbaToken(user)}\t${address}\ttrust`);
+}
+
+/**
+ * Vanilla storage mode: appends to `<pgdata>/pg_hba.conf` the
+ * {@link replicationHbaLines} not already there, so the safekeepers can stream
+ * WAL from the compute as replication clients.
+ */
+export async function ensureReplicationHbaLines(
+  pgdata: string,
+  hosts: readonly string[],
+  user: string,
+): Promise<void> {
+  for (const line of replicationHbaLines(hosts, user)) {
+    await lineInFile(`${pgdata}/pg_hba.conf`, line);
+  }
+}
+
+/** A user name as a `pg_hba.conf` token: double-quoted unless plain (and not the keyword `all`). */
+function hbaToken(name: string): string {
+  return /^[A-Za-z0-9_]+$/.test(name) && name !== "all" ? name : `"${name.replaceAll('"', '""')}"`;
 }
 
 /** The `ln` used when Deno may not create symlinks itself (see {@link linkDynshmem}). */

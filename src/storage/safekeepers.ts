@@ -5,12 +5,15 @@
  * concurrently, each attempt bounded by 100 ms, stop once a quorum has answered or
  * a quorum has failed, and call the timeline synced iff the quorum's answers all
  * know the timeline and agree on one LSN for both `flush_lsn` and `commit_lsn`.
+ * {@link withSafekeeperClient} is the libpq session this check and the vanilla
+ * WAL-source announcement (`wal_source.ts`) share.
  */
 
 import { Socket } from "node:net";
 import pg from "pg";
 import { closeClient } from "./_pg_client.ts";
 import { type Lsn, parseLsn } from "../api/lsn.ts";
+import { vanillaQuorumSize } from "../api/safekeeper_names.ts";
 
 /** What one safekeeper reports for a timeline. */
 export interface TimelineStatus {
@@ -18,29 +21,33 @@ export interface TimelineStatus {
   commitLsn: Lsn;
 }
 
-/** Options of {@link timelineStatus} and {@link checkSafekeepersSynced}. */
-export interface TimelineStatusOptions {
+/** How to reach a safekeeper for one timeline, as compute_ctl does. */
+export interface SafekeeperConnectOptions {
   tenantId: string;
   timelineId: string;
   /** Storage JWT, sent as the libpq password. */
   authToken?: string;
-  /** Bound on one safekeeper's connect + query; 100 ms by default. */
-  timeoutMs?: number;
   /** Aborts the request(s). */
   signal?: AbortSignal;
 }
 
+/** Options of {@link timelineStatus} and {@link checkSafekeepersSynced}. */
+export interface TimelineStatusOptions extends SafekeeperConnectOptions {
+  /** Bound on one safekeeper's connect + query; 100 ms by default. */
+  timeoutMs?: number;
+}
+
 /** A safekeeper did not answer within the time allowed. */
 export class SafekeeperTimeoutError extends Error {
-  constructor(address: string, timeoutMs: number) {
-    super(`safekeeper ${address} did not answer TIMELINE_STATUS within ${timeoutMs} ms`);
+  constructor(address: string, timeoutMs: number, command = "TIMELINE_STATUS") {
+    super(`safekeeper ${address} did not answer ${command} within ${timeoutMs} ms`);
     this.name = "SafekeeperTimeoutError";
   }
 }
 
-/** ⌊n/2⌋ + 1: how many safekeepers make a quorum. */
+/** ⌊n/2⌋ + 1: how many safekeepers make a quorum (the same majority in vanilla mode). */
 export function quorumSize(safekeeperCount: number): number {
-  return Math.floor(safekeeperCount / 2) + 1;
+  return vanillaQuorumSize(safekeeperCount);
 }
 
 /**
@@ -78,18 +85,20 @@ export function parseSafekeeperAddress(address: string): { host: string; port: n
 }
 
 /**
- * Asks one safekeeper `TIMELINE_STATUS` over libpq (user `no_user`, options
- * `-c timeline_id=<tl> tenant_id=<t>`, password = auth token) and returns its
- * LSNs, or `null` when it does not know the timeline. Rejects on connection
- * errors, server errors, and after `timeoutMs` ({@link SafekeeperTimeoutError}).
+ * Opens a libpq session to the safekeeper at `address` as compute_ctl does
+ * (user and database `no_user`, options `-c timeline_id=<tl> tenant_id=<t>`,
+ * password = auth token), runs `fn` on it, and always closes it. Rejects on
+ * connection and server errors, with the signal's reason on abort, and with a
+ * {@link SafekeeperTimeoutError} naming `command` once `timeoutMs` has passed.
  */
-export async function timelineStatus(
+export async function withSafekeeperClient<T>(
   address: string,
-  options: TimelineStatusOptions,
-): Promise<TimelineStatus | null> {
+  options: SafekeeperConnectOptions & { timeoutMs: number; command: string },
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const { host, port } = parseSafekeeperAddress(address);
-  const timeoutMs = options.timeoutMs ?? 100;
-  options.signal?.throwIfAborted();
+  const { timeoutMs, signal } = options;
+  signal?.throwIfAborted();
   const socket = new Socket();
   const client = new pg.Client({
     host,
@@ -104,25 +113,45 @@ export async function timelineStatus(
   });
   client.on("error", () => {}); // errors surface through connect() and query()
   const { promise: stopped, reject: stop } = Promise.withResolvers<never>();
-  const timer = setTimeout(() => stop(new SafekeeperTimeoutError(address, timeoutMs)), timeoutMs);
-  const onAbort = () => stop(options.signal?.reason);
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(
+    () => stop(new SafekeeperTimeoutError(address, timeoutMs, options.command)),
+    timeoutMs,
+  );
+  const onAbort = () => stop(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
   const work = (async () => {
     await client.connect();
-    const result = await client.query<Record<string, unknown>>("TIMELINE_STATUS");
-    return statusFromRows(address, result.rows);
+    return await fn(client);
   })();
   work.catch(() => {});
   let answered = false;
   try {
-    const status = await Promise.race([work, stopped]);
+    const result = await Promise.race([work, stopped]);
     answered = true;
-    return status;
+    return result;
   } finally {
     clearTimeout(timer);
-    options.signal?.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
     await closeClient(client, socket, { graceful: answered });
   }
+}
+
+/**
+ * Asks one safekeeper `TIMELINE_STATUS` (see {@link withSafekeeperClient}) and
+ * returns its LSNs, or `null` when it does not know the timeline. Rejects on
+ * connection errors, server errors, and after `timeoutMs`
+ * ({@link SafekeeperTimeoutError}).
+ */
+export function timelineStatus(
+  address: string,
+  options: TimelineStatusOptions,
+): Promise<TimelineStatus | null> {
+  const command = "TIMELINE_STATUS";
+  return withSafekeeperClient(
+    address,
+    { ...options, timeoutMs: options.timeoutMs ?? 100, command },
+    async (client) => statusFromRows(address, (await client.query(command)).rows),
+  );
 }
 
 function statusFromRows(
