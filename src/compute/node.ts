@@ -9,7 +9,7 @@
 import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
 import { type Lsn } from "../api/lsn.ts";
-import { type ParsedSpec, parseSpec } from "../api/parsed_spec.ts";
+import { type ParsedSpec, parseSpec, staticLsn } from "../api/parsed_spec.ts";
 import {
   type ComputeMetrics,
   type ComputeStatus,
@@ -25,6 +25,7 @@ import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/p
 import { type ConfigSource, loadComputeConfig } from "./config_source.ts";
 import { reconfigure, runConfigurator } from "./configurator.ts";
 import { runInstalledExtensionsStats } from "./installed_extensions.ts";
+import { type LsnLeaseLoop, startLsnLeaseLoop } from "./lsn_lease.ts";
 import { runMonitor } from "./monitor.ts";
 import { startCompute } from "./startup.ts";
 import { ComputeState, InvalidStatusError } from "./state.ts";
@@ -90,7 +91,10 @@ export class ComputeNode {
   #pspec: ParsedSpec | null = null;
   #postgres: PostgresProcess | null = null;
   #flushLsn: Lsn | null = null;
+  /** Where a primary's WAL begins (vanilla storage announces it to new safekeepers). */
+  #startLsn: Lsn | null = null;
   #syncAbort = new AbortController();
+  #lsnLeases: LsnLeaseLoop | null = null;
   #exitProcess: (code: number) => void;
 
   /** Throws `SpecError` when `config.spec` is present but invalid. */
@@ -111,6 +115,7 @@ export class ComputeNode {
   #setSpec(pspec: ParsedSpec): void {
     this.#pspec = pspec;
     this.state.identity = { tenant: pspec.tenantId, timeline: pspec.timelineId };
+    this.#lsnLeases?.notifySpecChanged();
   }
 
   /** Sends SIGTERM to a running sync-safekeepers and SIGINT to Postgres. */
@@ -141,6 +146,7 @@ export class ComputeNode {
         replaceSpec: (next) => this.#setSpec(next),
         fetchConfig: () => loadComputeConfig(this.settings),
         exitProcess: (code) => this.#exitProcess(code),
+        startLsn: () => this.#startLsn,
         refreshBackoffMs: this.settings.refreshBackoffMs,
       }, background.signal),
       runInstalledExtensionsStats({
@@ -152,6 +158,8 @@ export class ComputeNode {
     ].map((task) =>
       task.catch((error) => log.error("background task failed", { error: errorMessage(error) }))
     );
+    // Like Neon, leases are taken concurrently with the basebackup.
+    this.#lsnLeases = this.#startLsnLeases(pspec, background.signal);
 
     const { postgres, started } = await startCompute({
       settings: this.settings,
@@ -159,6 +167,7 @@ export class ComputeNode {
       metrics: this.metrics,
       pspec,
       onSpawn: (proc) => this.#postgres = proc,
+      onStartLsn: (lsn) => this.#startLsn = lsn,
       signal: this.#syncAbort.signal,
     });
     const startupFailed = !started;
@@ -171,6 +180,8 @@ export class ComputeNode {
     background.abort();
     // A task stuck in a request to a dead Postgres or the control plane must not hold us up.
     await Promise.race([Promise.all(tasks), sleep(BACKGROUND_STOP_TIMEOUT_MS)]);
+    await this.#lsnLeases?.stopped;
+    this.#lsnLeases = null;
     this.#postgres = null;
 
     const statusBeforeExit = await this.#cleanupAfterPostgresExit();
@@ -180,6 +191,19 @@ export class ComputeNode {
     await sleep(delayMs);
     if (startupFailed) return 1;
     return exit?.code ?? 1;
+  }
+
+  /** A Static compute's LSN lease loop, stopped by `signal`; null for the other modes. */
+  #startLsnLeases(pspec: ParsedSpec, signal: AbortSignal): LsnLeaseLoop | null {
+    const lsn = staticLsn(pspec.spec);
+    if (lsn === undefined) return null;
+    return startLsnLeaseLoop({
+      tenantId: pspec.tenantId,
+      timelineId: pspec.timelineId,
+      lsn,
+      currentSpec: () => this.#pspec,
+      signal,
+    });
   }
 
   /**
@@ -288,8 +312,9 @@ export class ComputeNode {
    * `/configure` would, without a status change. Throws if that fails.
    */
   async installPromotedSpec(pspec: ParsedSpec): Promise<void> {
+    const previous = this.#pspec ?? undefined;
     this.#setSpec(pspec);
-    await reconfigure(this.settings, pspec);
+    await reconfigure(this.settings, pspec, { previous });
   }
 
   /** `/metrics.json`: a copy of the start-up metrics. */
