@@ -21,6 +21,7 @@ import {
   randomHexId,
   SPEC_DATABASE,
   SPEC_ROLE,
+  type SpecMode,
   type SpecPageserver,
 } from "./_compute_spec.ts";
 import {
@@ -48,9 +49,11 @@ export interface ComputeOptions {
   postgresqlConf?: string[];
   /** Index in `cluster.pageservers` of the pageserver the spec names; default 0. */
   pageserver?: number;
-  /** The timeline to run on; fresh random ids when absent. */
+  /** The timeline to run on (created if the store lacks it); fresh random ids when absent. */
   tenantId?: string;
   timelineId?: string;
+  /** Primary (default), Replica, or Static at an LSN (`{ Static: "0/16B3748" }`). */
+  mode?: SpecMode;
   /** Extra environment for the manager (e.g. `NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES`). */
   env?: Record<string, string>;
   /** `--exit-delay-ms`; default: the cluster's. */
@@ -237,7 +240,9 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   const tenantId = options.tenantId ?? randomHexId();
   const timelineId = options.timelineId ?? randomHexId();
 
-  await context.store.createTimeline(tenantId, timelineId);
+  if (!context.store.hasTimeline(tenantId, timelineId)) {
+    await context.store.createTimeline(tenantId, timelineId);
+  }
   for (const ps of context.pageservers) ps.attach(tenantId);
   // As late as possible: someone else may take a port between this and the manager's bind.
   const pgPort = freePort();
@@ -254,6 +259,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
       pageserver: specPageserver(pageserver),
       safekeepers: context.safekeepers.map((sk) => sk.address),
       postgresqlConf: options.postgresqlConf,
+      mode: options.mode,
     }),
     options.spec ?? {},
   );

@@ -34,7 +34,12 @@ export interface SpecInputs {
   safekeepers: readonly string[];
   /** Extra `postgresql.conf` lines, appended after the generated ones. */
   postgresqlConf?: readonly string[];
+  /** The compute's mode; default `"Primary"`. */
+  mode?: SpecMode;
 }
+
+/** A compute mode as the spec JSON writes it. */
+export type SpecMode = "Primary" | "Replica" | { Static: string };
 
 /** The md5 verifier body Neon specs carry: hex md5 of password then role name, no `md5` prefix. */
 export function md5Password(password: string, role: string): string {
@@ -73,7 +78,12 @@ export function withPageserver(spec: JsonObject, pageserver: SpecPageserver): Js
   };
 }
 
-/** The vanilla `postgresql.conf` text of a generated spec. */
+/**
+ * The vanilla `postgresql.conf` text of a generated spec. A Replica also gets
+ * what Neon's control plane gives one (neon-04 §C.6): `primary_conninfo` naming
+ * every safekeeper with the timeline in `options`, a slot name and
+ * `hot_standby=on`.
+ */
 export function renderPostgresqlConf(inputs: SpecInputs): string {
   const lines = [
     `port=${inputs.pgPort}`,
@@ -82,12 +92,27 @@ export function renderPostgresqlConf(inputs: SpecInputs): string {
     "shared_buffers=1MB",
     "max_connections=100",
     "fsync=off",
-    ...(inputs.postgresqlConf ?? []),
   ];
+  if (inputs.mode === "Replica") lines.push(...replicaConfLines(inputs));
+  lines.push(...(inputs.postgresqlConf ?? []));
   return lines.join("\n") + "\n";
 }
 
-/** A primary's `ComputeSpec` (neon-04 §C.2) for `inputs`. */
+function replicaConfLines(inputs: SpecInputs): string[] {
+  const hosts = inputs.safekeepers.map((address) => address.slice(0, address.lastIndexOf(":")));
+  const ports = inputs.safekeepers.map((address) => address.slice(address.lastIndexOf(":") + 1));
+  const conninfo = `host=${hosts.join(",")} port=${ports.join(",")} user=cloud_admin ` +
+    `options='-c timeline_id=${inputs.timelineId} tenant_id=${inputs.tenantId}' ` +
+    "application_name=replica";
+  return [
+    `primary_conninfo='${conninfo.replaceAll("'", "''")}'`,
+    `primary_slot_name='repl_${inputs.timelineId}_'`,
+    "hot_standby=on",
+    "recovery_prefetch=off",
+  ];
+}
+
+/** A `ComputeSpec` (neon-04 §C.2) for `inputs`: a primary unless `inputs.mode` says otherwise. */
 export function generateComputeSpec(inputs: SpecInputs): JsonObject {
   return withPageserver({
     format_version: 1.0,
@@ -109,8 +134,8 @@ export function generateComputeSpec(inputs: SpecInputs): JsonObject {
     tenant_id: inputs.tenantId,
     timeline_id: inputs.timelineId,
     endpoint_id: inputs.computeId,
-    safekeeper_connstrings: [...inputs.safekeepers],
-    mode: "Primary",
+    safekeeper_connstrings: (inputs.mode ?? "Primary") === "Primary" ? [...inputs.safekeepers] : [],
+    mode: inputs.mode ?? "Primary",
     reconfigure_concurrency: 1,
     suspend_timeout_seconds: -1,
   }, inputs.pageserver);

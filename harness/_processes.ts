@@ -28,6 +28,82 @@ export async function lookupUser(name = PG_OS_USER): Promise<OsUser> {
   );
 }
 
+/** Whether this process is root, so Postgres binaries must run as {@linkcode PG_OS_USER}. */
+export function isRoot(): boolean {
+  return Deno.uid() === 0;
+}
+
+/**
+ * The owner that files for Postgres must have: the {@linkcode PG_OS_USER} when
+ * this process is root (Postgres refuses to run as root), else null (this user).
+ */
+export function pgFileOwner(): Promise<OsUser | null> {
+  pgOwnerLookup ??= isRoot() ? lookupUser(PG_OS_USER) : Promise.resolve(null);
+  return pgOwnerLookup;
+}
+
+let pgOwnerLookup: Promise<OsUser | null> | undefined;
+
+/** A Postgres program failed. */
+export class CommandFailedError extends Error {
+  constructor(command: string, code: number, output: string) {
+    super(`${command} exited with code ${code}: ${output.trim()}`);
+    this.name = "CommandFailedError";
+  }
+}
+
+/** Options of {@linkcode runAsPgUser}. */
+export interface RunAsPgUserOptions {
+  /** Extra environment; `LC_ALL=C` is always set so output can be parsed. */
+  env?: Record<string, string>;
+  /** Throw {@linkcode CommandFailedError} on a non-zero exit (default true). */
+  check?: boolean;
+}
+
+/**
+ * The one place that runs a Postgres program (`initdb`, `pg_ctl`,
+ * `pg_controldata`, `postgres`, …) the way Postgres accepts: through
+ * `runuser -u postgres --` when this process is root, directly otherwise.
+ * Returns the exit code and the combined stdout and stderr.
+ */
+export async function runAsPgUser(
+  command: string,
+  args: readonly string[],
+  { env = {}, check = true }: RunAsPgUserOptions = {},
+): Promise<{ code: number; output: string }> {
+  const result = await pgUserCommand(command, args, {
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  const output = decoder.decode(result.stdout) + decoder.decode(result.stderr);
+  if (check && result.code !== 0) {
+    throw new CommandFailedError(command.split("/").pop() ?? command, result.code, output);
+  }
+  return { code: result.code, output };
+}
+
+/**
+ * A `Deno.Command` running `command` as the Postgres user (see
+ * {@linkcode runAsPgUser}), for long-running servers the caller spawns.
+ */
+export function pgUserCommand(
+  command: string,
+  args: readonly string[],
+  options: Omit<Deno.CommandOptions, "args"> = {},
+): Deno.Command {
+  const env = { LC_ALL: "C", ...options.env };
+  if (!isRoot()) return new Deno.Command(command, { ...options, args: [...args], env });
+  const pairs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  return new Deno.Command("runuser", {
+    ...options,
+    env: {},
+    args: ["-u", PG_OS_USER, "--", "env", ...pairs, command, ...args],
+  });
+}
+
 const handedOut = new Set<number>();
 
 /**

@@ -67,6 +67,10 @@ export interface ClusterOptions {
   /** Default `--exit-delay-ms` of every compute (Neon lingers 30 s; tests need not). */
   exitDelayMs?: number;
   pgbin?: string;
+  /** The store compacts a timeline by itself past this much new WAL; default 0 (only on demand). */
+  compactionThresholdBytes?: number;
+  /** Where safekeepers report notable events (streaming, truncation, errors); default nowhere. */
+  safekeeperLog?: (line: string) => void;
   /** Parent of the temporary root; must be a place the `compute` permission set may write. */
   tmpDir?: string;
   /**
@@ -95,7 +99,7 @@ export interface Cluster extends AsyncDisposable {
   startCompute(options: ComputeOptions): Promise<ComputeHandle>;
   /** Stops a pageserver early (e.g. "pageserver down"); dispose will not stop it again. */
   stopPageserver(pageserver: Pageserver): Promise<void>;
-  /** Stops a safekeeper early; dispose will not stop it again. */
+  /** Stops a safekeeper gracefully; it keeps its WAL and `safekeeper.start()` brings it back. */
   stopSafekeeper(safekeeper: Safekeeper): Promise<void>;
   /** `pageserver_connection_info` naming `pageserver` (unsharded). */
   pageserverConnectionInfo(pageserver: Pageserver): JsonObject;
@@ -121,6 +125,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     pgbin = DEFAULT_PGBIN,
     tmpDir = "/tmp",
     auth = true,
+    safekeeperLog,
+    compactionThresholdBytes,
   } = options;
   const user = await lookupUser(PG_OS_USER);
   const managerRoot = await managerRootFor(user);
@@ -153,9 +159,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const jwt = await createJwtIssuer();
     const jwtPrivateKeyPath = `${root}/jwt_private_key.pem`;
     await Deno.writeTextFile(jwtPrivateKeyPath, jwt.privateKeyPem, { mode: 0o600 });
-    const store = createTimelineStore({ dir: `${root}/store`, pgbin });
+    const store = createTimelineStore({ dir: `${root}/store`, pgbin, compactionThresholdBytes });
     cleanups.push(() => store.close());
-    const stoppers = new Map<Pageserver | Safekeeper, () => Promise<void>>();
+    const stoppers = new Map<Pageserver, () => Promise<void>>();
     const pageservers: Pageserver[] = [];
     for (let id = 1; id <= pageserverCount; id++) {
       const pageserver = startPageserver({ id, store });
@@ -165,14 +171,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     }
     const safekeepers: Safekeeper[] = [];
     for (let id = 1; id <= safekeeperCount; id++) {
-      const safekeeper = startSafekeeper({ id, store });
-      stoppers.set(safekeeper, once(() => safekeeper.close()));
-      cleanups.push(stoppers.get(safekeeper)!);
+      const safekeeper = await startSafekeeper({
+        id,
+        store,
+        dir: `${root}/safekeepers/${id}`,
+        log: safekeeperLog,
+      });
+      cleanups.push(() => safekeeper.close());
       safekeepers.push(safekeeper);
     }
-    const stopServer = (server: Pageserver | Safekeeper) => {
+    const stopPageserver = (server: Pageserver) => {
       const stopper = stoppers.get(server);
-      if (!stopper) throw new Error("not a server of this cluster");
+      if (!stopper) throw new Error("not a pageserver of this cluster");
       return stopper();
     };
     const controlPlane = await startControlPlane();
@@ -253,8 +263,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         return found;
       },
       startCompute,
-      stopPageserver: stopServer,
-      stopSafekeeper: stopServer,
+      stopPageserver,
+      stopSafekeeper: (safekeeper) => safekeeper.stop(),
       pageserverConnectionInfo: (ps) => pageserverConnectionInfo(specPageserver(ps)),
       clusterJson,
       writeClusterJson: (path) => writeJsonAtomically(path, clusterJson()),

@@ -5,9 +5,10 @@
  *
  * libpq: trust, or a JWT as cleartext password when `jwtPublicKey` is given.
  * Commands: `basebackup <tenant> <timeline> [<lsn>|latest] [--gzip] [--replica]`
- * (CopyOut of the timeline's base-image tar, then CommandComplete `SELECT 1`),
+ * (CopyOut of the timeline's tar at that LSN: a base image plus the WAL that takes
+ * it there, see `timeline_store.ts`; then CommandComplete `SELECT 1`),
  * `fullbackup` (the same, never gzip), `lease lsn <tenant_shard_id> <timeline> <lsn>`
- * (one `valid_until` row), `set …` (no-op), and `pagestream_v2|v3` (opened, every
+ * (one `valid_until` row; NULL when the LSN is behind the GC cutoff), `set …` (no-op), and `pagestream_v2|v3` (opened, every
  * request answered with a pagestream error: vanilla PostgreSQL never reads pages
  * from here, but probes can see whether the tenant is attached). A tenant that is
  * not attached here (absent or secondary) gets ErrorResponse `not found` and bumps
@@ -24,7 +25,12 @@ import {
   PgError,
   startPgServer,
 } from "./pgwire.ts";
-import { LsnNotReachedError, TimelineNotFoundError, type TimelineStore } from "./timeline_store.ts";
+import {
+  LsnBeforeCutoffError,
+  LsnNotReachedError,
+  TimelineNotFoundError,
+  type TimelineStore,
+} from "./timeline_store.ts";
 
 const ID_PATTERN = /^[0-9a-f]{32}$/i;
 const DEFAULT_LEASE_MS = 10 * 60 * 1000;
@@ -356,7 +362,9 @@ async function sendBasebackup(
 
 function storeError(error: unknown): PgError {
   if (error instanceof TimelineNotFoundError) return new PgError("not found");
-  if (error instanceof LsnNotReachedError) return new PgError(error.message);
+  if (error instanceof LsnNotReachedError || error instanceof LsnBeforeCutoffError) {
+    return new PgError(error.message);
+  }
   return new PgError(error instanceof Error ? error.message : String(error));
 }
 
@@ -375,9 +383,14 @@ function sendLease(
   if (!ctx.options.store.hasTimeline(tenantId, timelineId)) {
     throw new PgError(`Not found: Timeline ${tenantId}/${timelineId} was not found`);
   }
-  const validUntil = Date.now() + (ctx.options.leaseDurationMs ?? DEFAULT_LEASE_MS);
+  const validUntil = ctx.options.store.leaseLsn(
+    tenantId,
+    timelineId,
+    command.lsn,
+    ctx.options.leaseDurationMs ?? DEFAULT_LEASE_MS,
+  );
   session.conn.sendRowDescription(["valid_until"]);
-  session.conn.sendDataRow([String(validUntil)]);
+  session.conn.sendDataRow([validUntil === null ? null : String(validUntil.getTime())]);
   session.conn.sendCommandComplete("SELECT 1");
 }
 

@@ -1,36 +1,45 @@
 /**
  * @module
- * The timelines the emulated storage cluster serves. A timeline is a *base image*:
- * a PostgreSQL data directory left in the "shut down in recovery" state
- * (reference neon-04 §E.2 step 1), so that a compute started from a copy of it
- * runs crash recovery and stays on timeline 1.
+ * The timelines of the emulated storage cluster, shared by its pageservers and
+ * safekeepers. A timeline is a list of base images (data directories in the
+ * "shut down in recovery" state, see `base_image.ts`) plus WAL, and the WAL's
+ * source of truth is the safekeepers: each keeps its own copy
+ * (`safekeeper_wal.ts`), and the timeline's commit LSN is the highest LSN a
+ * majority of them holds (reference neon-04 §B.4).
  *
- * `initdb` runs once per process: the result is cycled through a standby start
- * and stop, cached as a template in a private temporary directory (removed when
- * the process unloads) and copied for each new timeline. The fake pageserver turns
- * a base image into a tar with {@link TimelineStore.basebackupTar}.
+ * Terms stand in for Neon's walproposer elections: every primary compute that
+ * starts on a timeline opens a new term at the LSN it started from (its
+ * basebackup LSN, where its own WAL begins). A safekeeper holding WAL of an
+ * older term past that point holds WAL nobody acknowledged, and cuts it off
+ * before it takes WAL of the new term ({@linkcode canonicalEnd}).
  *
- * PostgreSQL refuses to run as root, so when this process is root the server
- * binaries run as the `postgres` OS user (`runuser -u postgres --`) and the
- * template is owned by it.
+ * A basebackup at LSN X is the newest base image at or before X plus the WAL
+ * from that image's redo point through X (bytes after X zeroed), read from a
+ * safekeeper that holds it. Compaction (`compaction.ts`) replays WAL into newer
+ * base images; leases keep older ones for Static computes.
  */
 
-import { Buffer } from "node:buffer";
-import { basename, dirname, join } from "node:path";
-import { type Pack, pack as tarPack } from "tar-stream";
-import { formatLsn, type Lsn, parseLsn } from "../src/api/lsn.ts";
+import { join } from "node:path";
+import { formatLsn, type Lsn } from "../src/api/lsn.ts";
+import {
+  BASE_IMAGE_STATE,
+  baseImageInfo,
+  binDirOf,
+  templateFor,
+  walEndOfImage,
+} from "./base_image.ts";
+import { basebackupStream, type WalSegmentFile } from "./basebackup_tar.ts";
+import { compactTimeline } from "./compaction.ts";
+import { pgFileOwner } from "./_processes.ts";
+import { readWalSegment, readWalState, type WalSeed, type WalState } from "./safekeeper_wal.ts";
+import { segmentFileName, segmentNumber } from "./wal_format.ts";
+import type { Pack } from "tar-stream";
 
-/** Files of a base image that a basebackup never contains (the compute writes its own). */
-export const BASEBACKUP_EXCLUDED_FILES: ReadonlySet<string> = new Set([
-  "postgresql.conf",
-  "postmaster.pid",
-  "postmaster.opts",
-  "standby.signal",
-  "recovery.signal",
-]);
+export { BASEBACKUP_EXCLUDED_FILES } from "./basebackup_tar.ts";
+export { CommandFailedError } from "./_processes.ts";
 
 const ID_PATTERN = /^[0-9a-f]{32}$/;
-const TEMPLATE_STATE = "shut down in recovery";
+const DEFAULT_WAIT_LSN_TIMEOUT_MS = 10_000;
 
 /** Options of {@link createTimelineStore}. */
 export interface TimelineStoreOptions {
@@ -38,29 +47,84 @@ export interface TimelineStoreOptions {
   dir: string;
   /** The `postgres` binary (or its directory); `initdb`, `pg_ctl`, … are found beside it. */
   pgbin: string;
+  /** How long a basebackup at a future LSN waits for it to be committed (Neon's wait_lsn). */
+  waitLsnTimeoutMs?: number;
+  /**
+   * Compact a timeline by itself once this much WAL was committed since its
+   * newest base image; 0 (the default) compacts only on {@link TimelineStore.compact}.
+   */
+  compactionThresholdBytes?: number;
+  /** Where background compaction failures go; default `console.error`. */
+  onError?: (error: unknown) => void;
 }
 
 /** Options of {@link TimelineStore.basebackupTar}. */
 export interface BasebackupTarOptions {
-  /** Compress the tar with gzip. */
   gzip?: boolean;
 }
 
-/** The timelines of the emulated storage, shared by pageservers and safekeepers. */
+/** One base image of a timeline. */
+export interface BaseImage {
+  dir: string;
+  /** The LSN the image is consistent at: basebackups at this LSN or later may use it. */
+  lsn: Lsn;
+  /** Where recovery from the image starts reading WAL. */
+  redoLsn: Lsn;
+}
+
+/** A primary compute's generation on a timeline; term 0 is the timeline's creation. */
+export interface Term {
+  term: number;
+  /** Where the term's WAL begins. */
+  startLsn: Lsn;
+  /** Where its compute's Postgres streams WAL from; null for term 0. */
+  source: WalSourceAddress | null;
+  /** The `application_name` each safekeeper (by id) streams under. */
+  names: Map<number, string>;
+}
+
+/** What a `START_WAL_PULL` announces. */
+export interface WalSourceAddress {
+  host: string;
+  port: number;
+  user: string;
+  /** Tells restarts of one compute apart when everything else is equal. */
+  instanceId?: string;
+}
+
+/** A safekeeper as the store sees it. */
+export interface SafekeeperRegistration {
+  id: number;
+  address: string;
+  /** The directory of its WAL copy of a timeline (may not exist yet). */
+  walDir(tenantId: string, timelineId: string): string;
+  /** Drops its WAL below `lsn` if it is running; a stopped one keeps it. */
+  pruneWal(tenantId: string, timelineId: string, lsn: Lsn): Promise<void>;
+}
+
+/** The timelines of the emulated storage. */
 export interface TimelineStore extends AsyncDisposable {
   readonly dir: string;
+  readonly pgbin: string;
   /** Creates a timeline from the (cached) template; rejects a duplicate. */
   createTimeline(tenantId: string, timelineId: string): Promise<void>;
   hasTimeline(tenantId: string, timelineId: string): boolean;
-  /** The "Latest checkpoint location" of the timeline's base image. */
+  /** The highest LSN a majority of the safekeepers holds: what "latest" means. */
+  commitLsn(tenantId: string, timelineId: string): Lsn;
+  /** Alias of {@link TimelineStore.commitLsn}. */
   lastLsn(tenantId: string, timelineId: string): Lsn;
-  /** The timeline's base image (a data directory owned by `postgres`). */
+  /** Where every safekeeper's copy of the timeline begins: the end of the first image's WAL. */
+  initialLsn(tenantId: string, timelineId: string): Lsn;
+  /** The oldest LSN a basebackup may still be taken at. */
+  gcCutoffLsn(tenantId: string, timelineId: string): Lsn;
+  /** The timeline's base images, oldest first. */
+  baseImages(tenantId: string, timelineId: string): readonly BaseImage[];
+  /** The newest base image's directory. */
   baseImageDir(tenantId: string, timelineId: string): string;
   /**
-   * A tar of the base image as of `lsn` (`0n` = latest), without the files in
-   * {@link BASEBACKUP_EXCLUDED_FILES}. Rejects before any byte is produced when the
-   * timeline is unknown ({@link TimelineNotFoundError}) or `lsn` is beyond its end
-   * ({@link LsnNotReachedError}).
+   * A tar of the timeline at `lsn` (`0n` = the commit LSN). Rejects before any
+   * byte is produced: {@link TimelineNotFoundError}, {@link LsnNotReachedError}
+   * after waiting for a future LSN, {@link LsnBeforeCutoffError}.
    */
   basebackupTar(
     tenantId: string,
@@ -68,7 +132,46 @@ export interface TimelineStore extends AsyncDisposable {
     lsn: Lsn,
     options?: BasebackupTarOptions,
   ): Promise<ReadableStream<Uint8Array>>;
-  /** Stops running tar streams and removes every timeline this store created. */
+  /** Grants (or renews) a lease on `lsn`; null when it is behind the GC cutoff. */
+  leaseLsn(tenantId: string, timelineId: string, lsn: Lsn, durationMs: number): Date | null;
+  /** The LSNs under an unexpired lease. */
+  activeLeases(tenantId: string, timelineId: string): Lsn[];
+  /** Adds a newer base image (compaction's result) and drops what nothing needs any more. */
+  addBaseImage(tenantId: string, timelineId: string, image: BaseImage): Promise<void>;
+  /**
+   * Replays the WAL up to the commit LSN into a new base image (`compaction.ts`);
+   * one at a time per timeline. Resolves with the newest base image.
+   */
+  compact(tenantId: string, timelineId: string): Promise<BaseImage>;
+  /** A safekeeper WAL directory agreeing with the timeline on `[from, to)`, if any. */
+  walHolderDir(tenantId: string, timelineId: string, from: Lsn, to: Lsn): Promise<string | null>;
+
+  // The safekeepers' side.
+  registerSafekeeper(registration: SafekeeperRegistration): void;
+  safekeepers(): readonly SafekeeperRegistration[];
+  /** The first WAL of a timeline, for a safekeeper's new copy. */
+  walSeed(tenantId: string, timelineId: string): Promise<WalSeed>;
+  /** A safekeeper reports its persisted WAL state. */
+  reportWalState(safekeeperId: number, tenantId: string, timelineId: string, state: WalState): void;
+  /** What each safekeeper last reported. */
+  walStates(tenantId: string, timelineId: string): ReadonlyMap<number, WalState>;
+  terms(tenantId: string, timelineId: string): readonly Term[];
+  /**
+   * Records a primary's `START_WAL_PULL`: the same compute (same instance, or
+   * same address and start LSN) keeps its term; another one opens a new term.
+   */
+  announcePrimary(
+    tenantId: string,
+    timelineId: string,
+    source: WalSourceAddress & { startLsn: Lsn },
+    safekeeperId: number,
+    applicationName: string,
+  ): Term;
+  /** How far a WAL copy agrees with the timeline's history (see the module doc). */
+  canonicalEnd(tenantId: string, timelineId: string, state: WalState): Lsn;
+  /** Resolves at the next change of the timeline (WAL state, term), or on abort. */
+  changed(tenantId: string, timelineId: string, signal?: AbortSignal): Promise<void>;
+  timelineIds(): { tenantId: string; timelineId: string }[];
   close(): Promise<void>;
 }
 
@@ -80,29 +183,42 @@ export class TimelineNotFoundError extends Error {
   }
 }
 
-/** A basebackup was asked for at an LSN the timeline has not reached. */
+/** A basebackup at an LSN the timeline did not reach in time (Neon's wait_lsn timeout). */
 export class LsnNotReachedError extends Error {
-  constructor(lsn: Lsn, lastLsn: Lsn) {
+  constructor(lsn: Lsn, lastLsn: Lsn, baseLsn: Lsn) {
     super(
-      `requested LSN ${formatLsn(lsn)} is beyond the end of the timeline (last LSN ${
-        formatLsn(lastLsn)
-      })`,
+      `Timed out while waiting for WAL record at LSN ${formatLsn(lsn)} to arrive, ` +
+        `last_record_lsn ${formatLsn(lastLsn)} disk consistent LSN=${formatLsn(baseLsn)}, ` +
+        "WalReceiver status: (none)",
     );
     this.name = "LsnNotReachedError";
   }
 }
 
-/** A helper program failed. */
-export class CommandFailedError extends Error {
-  constructor(command: string, code: number, output: string) {
-    super(`${command} exited with code ${code}: ${output.trim()}`);
-    this.name = "CommandFailedError";
+/** A basebackup before the oldest base image kept (Neon's GC cutoff check). */
+export class LsnBeforeCutoffError extends Error {
+  constructor(lsn: Lsn, cutoff: Lsn) {
+    super(
+      `invalid basebackup lsn: LSN ${formatLsn(lsn)} is earlier than latest GC cutoff ` +
+        `${formatLsn(cutoff)} (we might've already garbage collected needed data)`,
+    );
+    this.name = "LsnBeforeCutoffError";
   }
 }
 
 interface TimelineEntry {
-  baseDir: string;
-  lastLsn: Lsn;
+  tenantId: string;
+  timelineId: string;
+  root: string;
+  bases: BaseImage[];
+  /** The end of the first base image's WAL: every safekeeper's copy starts there. */
+  initialLsn: Lsn;
+  systemId: string;
+  terms: Term[];
+  walStates: Map<number, WalState>;
+  leases: Map<Lsn, number>;
+  waiters: Set<() => void>;
+  compaction: Promise<BaseImage> | null;
 }
 
 /**
@@ -110,10 +226,12 @@ interface TimelineEntry {
  * first {@link TimelineStore.createTimeline}. Close it to remove what it created.
  */
 export function createTimelineStore(options: TimelineStoreOptions): TimelineStore {
-  const { dir } = options;
+  const { dir, pgbin } = options;
+  const binDir = binDirOf(pgbin);
   const timelines = new Map<string, TimelineEntry>();
   const creating = new Set<string>();
   const activePacks = new Set<Pack>();
+  const registrations: SafekeeperRegistration[] = [];
   let ownsDir: boolean | undefined;
   let closed = false;
 
@@ -122,67 +240,324 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     if (!entry) throw new TimelineNotFoundError(tenantId, timelineId);
     return entry;
   };
-  const baseImageDir = (tenantId: string, timelineId: string) => {
-    validateIds(tenantId, timelineId);
-    return join(dir, "tenants", tenantId, "timelines", timelineId, "base");
+  const notify = (entry: TimelineEntry) => {
+    const waiters = [...entry.waiters];
+    entry.waiters.clear();
+    for (const wake of waiters) wake();
   };
 
   const createTimeline = async (tenantId: string, timelineId: string) => {
     if (closed) throw new Error("timeline store is closed");
+    validateIds(tenantId, timelineId);
     const key = timelineKey(tenantId, timelineId);
-    const baseDir = baseImageDir(tenantId, timelineId);
-    if (timelines.has(key) || creating.has(key)) {
-      throw new Error(`timeline ${key} already exists`);
-    }
+    if (timelines.has(key) || creating.has(key)) throw new Error(`timeline ${key} already exists`);
     creating.add(key);
     try {
       ownsDir ??= !(await exists(dir));
-      const template = await templateFor(binDirOf(options.pgbin));
-      await Deno.mkdir(dirname(baseDir), { recursive: true });
-      await runChecked("cp", ["-a", template, baseDir]);
-      const lastLsn = await checkpointLsn(binDirOf(options.pgbin), baseDir);
-      timelines.set(key, { baseDir, lastLsn });
+      const root = join(dir, "tenants", tenantId, "timelines", timelineId);
+      const baseDir = join(root, "base-0");
+      await Deno.mkdir(root, { recursive: true });
+      const owner = await pgFileOwner();
+      if (owner) await Deno.chown(root, owner.uid, owner.gid);
+      const copy = await new Deno.Command("cp", {
+        args: ["-a", await templateFor(binDir), baseDir],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!copy.success) throw new Error(`cp: ${new TextDecoder().decode(copy.stderr)}`);
+      const info = await baseImageInfo(binDir, baseDir);
+      const initialLsn = await walEndOfImage(baseDir, info);
+      timelines.set(key, {
+        tenantId,
+        timelineId,
+        root,
+        bases: [{ dir: baseDir, lsn: initialLsn, redoLsn: info.redoLsn }],
+        initialLsn,
+        systemId: info.systemId,
+        terms: [{ term: 0, startLsn: initialLsn, source: null, names: new Map() }],
+        walStates: new Map(),
+        leases: new Map(),
+        waiters: new Set(),
+        compaction: null,
+      });
     } finally {
       creating.delete(key);
     }
   };
 
-  const openTar = (
+  const canonicalEnd = (entry: TimelineEntry, state: WalState): Lsn => {
+    const next = entry.terms.find((term) => term.term > state.term);
+    return next !== undefined && next.startLsn < state.flushLsn ? next.startLsn : state.flushLsn;
+  };
+
+  const commitLsn = (entry: TimelineEntry): Lsn => {
+    if (registrations.length === 0) return entry.initialLsn;
+    const ends = registrations.map((sk) => {
+      const state = entry.walStates.get(sk.id);
+      return state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
+    }).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+    return ends[Math.floor(ends.length / 2)];
+  };
+
+  const waitForCommit = async (entry: TimelineEntry, lsn: Lsn): Promise<void> => {
+    const deadline = Date.now() + (options.waitLsnTimeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
+    while (commitLsn(entry) < lsn) {
+      const left = deadline - Date.now();
+      if (left <= 0 || closed) {
+        throw new LsnNotReachedError(lsn, commitLsn(entry), entry.bases.at(-1)!.lsn);
+      }
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const timer = setTimeout(resolve, Math.min(left, 1000));
+      entry.waiters.add(resolve);
+      await promise;
+      clearTimeout(timer);
+      entry.waiters.delete(resolve);
+    }
+  };
+
+  /** WAL segments `[redo, lsn]` from the seed (fresh timeline) or a safekeeper holding them. */
+  const walSegments = async (
+    entry: TimelineEntry,
+    base: BaseImage,
+    lsn: Lsn,
+  ): Promise<WalSegmentFile[]> => {
+    const first = segmentNumber(base.redoLsn);
+    const last = segmentNumber(lsn);
+    const numbers: bigint[] = [];
+    for (let segno = first; segno <= last; segno++) numbers.push(segno);
+    const holder = await walHolder(entry, base.redoLsn, lsn);
+    if (holder === null) {
+      if (lsn > entry.initialLsn) {
+        throw new Error(`no safekeeper holds WAL ${formatLsn(base.redoLsn)}..${formatLsn(lsn)}`);
+      }
+      const seed = await seedOf(entry);
+      return numbers.map((segno) => ({
+        name: segmentFileName(1, segno),
+        read: () => Promise.resolve(seedSegment(seed, segno)),
+      }));
+    }
+    return numbers.map((segno) => ({
+      name: segmentFileName(1, segno),
+      read: () => readWalSegment(holder, segno, lsn),
+    }));
+  };
+
+  /** A safekeeper directory whose WAL agrees with the timeline on `[from, to)`. */
+  const walHolder = async (entry: TimelineEntry, from: Lsn, to: Lsn): Promise<string | null> => {
+    for (const sk of registrations) {
+      const walDir = sk.walDir(entry.tenantId, entry.timelineId);
+      const state = entry.walStates.get(sk.id) ?? await readWalState(walDir);
+      if (state === null) continue;
+      const startSegment = segmentNumber(state.startLsn);
+      if (startSegment <= segmentNumber(from) && canonicalEnd(entry, state) >= to) return walDir;
+    }
+    return null;
+  };
+
+  const seedOf = async (entry: TimelineEntry): Promise<WalSeed> => {
+    const base = entry.bases[0];
+    const segments: WalSeed["segments"] = [];
+    for (
+      let segno = segmentNumber(base.redoLsn);
+      segno <= segmentNumber(entry.initialLsn);
+      segno++
+    ) {
+      const bytes = await Deno.readFile(join(base.dir, "pg_wal", segmentFileName(1, segno)));
+      segments.push({ segmentNumber: segno, bytes });
+    }
+    const seed = { systemId: entry.systemId, segments, endLsn: entry.initialLsn };
+    for (const segment of seed.segments) {
+      segment.bytes = seedSegment(seed, segment.segmentNumber);
+    }
+    return seed;
+  };
+
+  const basebackupTar = async (
     tenantId: string,
     timelineId: string,
-    lsn: Lsn,
-    tarOptions: BasebackupTarOptions,
-  ): ReadableStream<Uint8Array> => {
+    requested: Lsn,
+    tarOptions: BasebackupTarOptions = {},
+  ): Promise<ReadableStream<Uint8Array>> => {
     const entry = entryFor(tenantId, timelineId);
-    if (lsn > entry.lastLsn) throw new LsnNotReachedError(lsn, entry.lastLsn);
-    const pack = tarPack();
+    const lsn = requested === 0n ? commitLsn(entry) : requested;
+    if (requested !== 0n) await waitForCommit(entry, lsn);
+    const cutoff = entry.bases[0].lsn;
+    if (lsn < cutoff) throw new LsnBeforeCutoffError(lsn, cutoff);
+    const base = entry.bases.findLast((image) => image.lsn <= lsn)!;
+    const segments = await walSegments(entry, base, lsn);
+    const { stream, pack } = basebackupStream(
+      { baseDir: base.dir, segments, gzip: tarOptions.gzip },
+      () => activePacks.delete(pack),
+    );
     activePacks.add(pack);
-    pack.on("close", () => activePacks.delete(pack));
-    packImage(pack, entry.baseDir).catch((error) => pack.destroy(error));
-    const tar = ReadableStream.from(tarChunks(pack));
-    return tarOptions.gzip ? tar.pipeThrough(new CompressionStream("gzip")) : tar;
+    return stream;
+  };
+
+  const dropUnneeded = async (entry: TimelineEntry) => {
+    const now = Date.now();
+    for (const [lsn, until] of entry.leases) if (until <= now) entry.leases.delete(lsn);
+    const leased = [...entry.leases.keys()];
+    const keep = entry.bases.filter((base, index) => {
+      const next = entry.bases[index + 1];
+      return next === undefined || leased.some((lsn) => lsn >= base.lsn && lsn < next.lsn);
+    });
+    const dropped = entry.bases.filter((base) => !keep.includes(base));
+    entry.bases = keep;
+    for (const base of dropped) await Deno.remove(base.dir, { recursive: true }).catch(() => {});
+    // WAL below the oldest redo point is needed by no base image; a safekeeper behind
+    // that point still needs its peers' copies, so keep what the slowest one lacks.
+    let horizon = keep[0].redoLsn;
+    for (const sk of registrations) {
+      const state = entry.walStates.get(sk.id);
+      const end = state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
+      if (end < horizon) horizon = end;
+    }
+    await Promise.all(
+      registrations.map((sk) =>
+        sk.pruneWal(entry.tenantId, entry.timelineId, horizon).catch(() => {})
+      ),
+    );
+  };
+
+  const compact = (entry: TimelineEntry): Promise<BaseImage> => {
+    entry.compaction ??= compactTimeline(store, entry.tenantId, entry.timelineId)
+      .then(() => entry.bases.at(-1)!)
+      .finally(() => entry.compaction = null);
+    return entry.compaction;
+  };
+
+  const maybeCompact = (entry: TimelineEntry) => {
+    const threshold = options.compactionThresholdBytes ?? 0;
+    if (threshold <= 0 || entry.compaction !== null || closed) return;
+    if (commitLsn(entry) - entry.bases.at(-1)!.lsn < BigInt(threshold)) return;
+    compact(entry).catch((error) => {
+      if (!closed) (options.onError ?? console.error)(error);
+    });
   };
 
   const close = async () => {
     if (closed) return;
     closed = true;
+    await Promise.allSettled(
+      [...timelines.values()].map((entry) => entry.compaction).filter((c) => c !== null),
+    );
     for (const pack of activePacks) pack.destroy(new Error("timeline store closed"));
+    for (const entry of timelines.values()) notify(entry);
     timelines.clear();
     const target = ownsDir ? dir : join(dir, "tenants");
     await Deno.remove(target, { recursive: true }).catch(() => {});
   };
 
-  return {
+  const store: TimelineStore = {
     dir,
+    pgbin,
     createTimeline,
-    basebackupTar: (tenantId, timelineId, lsn, tarOptions = {}) =>
-      new Promise((resolve) => resolve(openTar(tenantId, timelineId, lsn, tarOptions))),
     hasTimeline: (tenantId, timelineId) => timelines.has(timelineKey(tenantId, timelineId)),
-    lastLsn: (tenantId, timelineId) => entryFor(tenantId, timelineId).lastLsn,
-    baseImageDir,
+    commitLsn: (tenantId, timelineId) => commitLsn(entryFor(tenantId, timelineId)),
+    lastLsn: (tenantId, timelineId) => commitLsn(entryFor(tenantId, timelineId)),
+    initialLsn: (tenantId, timelineId) => entryFor(tenantId, timelineId).initialLsn,
+    gcCutoffLsn: (tenantId, timelineId) => entryFor(tenantId, timelineId).bases[0].lsn,
+    baseImages: (tenantId, timelineId) => entryFor(tenantId, timelineId).bases,
+    baseImageDir: (tenantId, timelineId) => entryFor(tenantId, timelineId).bases.at(-1)!.dir,
+    basebackupTar,
+    leaseLsn: (tenantId, timelineId, lsn, durationMs) => {
+      const entry = entryFor(tenantId, timelineId);
+      if (lsn < entry.bases[0].lsn) return null;
+      const until = Date.now() + durationMs;
+      entry.leases.set(lsn, Math.max(until, entry.leases.get(lsn) ?? 0));
+      return new Date(until);
+    },
+    activeLeases: (tenantId, timelineId) => {
+      const now = Date.now();
+      return [...entryFor(tenantId, timelineId).leases].filter(([, until]) => until > now)
+        .map(([lsn]) => lsn);
+    },
+    addBaseImage: async (tenantId, timelineId, image) => {
+      const entry = entryFor(tenantId, timelineId);
+      if (image.lsn <= entry.bases.at(-1)!.lsn) {
+        throw new Error(`base image at ${formatLsn(image.lsn)} is not newer than the newest`);
+      }
+      const { state } = await baseImageInfo(binDir, image.dir);
+      if (state !== BASE_IMAGE_STATE) {
+        throw new Error(`base image ${image.dir} is in state ${JSON.stringify(state)}`);
+      }
+      entry.bases.push(image);
+      await dropUnneeded(entry);
+      notify(entry);
+    },
+    registerSafekeeper: (registration) => {
+      if (registrations.some((sk) => sk.id === registration.id)) {
+        throw new Error(`safekeeper ${registration.id} is already registered`);
+      }
+      registrations.push(registration);
+    },
+    safekeepers: () => registrations,
+    walSeed: (tenantId, timelineId) => seedOf(entryFor(tenantId, timelineId)),
+    reportWalState: (safekeeperId, tenantId, timelineId, state) => {
+      const entry = timelines.get(timelineKey(tenantId, timelineId));
+      if (!entry) return;
+      entry.walStates.set(safekeeperId, state);
+      notify(entry);
+      maybeCompact(entry);
+    },
+    walStates: (tenantId, timelineId) => entryFor(tenantId, timelineId).walStates,
+    terms: (tenantId, timelineId) => entryFor(tenantId, timelineId).terms,
+    announcePrimary: (tenantId, timelineId, source, safekeeperId, applicationName) => {
+      const entry = entryFor(tenantId, timelineId);
+      const latest = entry.terms.at(-1)!;
+      const same = latest.source !== null && (
+        source.instanceId !== undefined
+          ? latest.source.instanceId === source.instanceId
+          : latest.source.instanceId === undefined && latest.source.host === source.host &&
+            latest.source.port === source.port && latest.startLsn === source.startLsn
+      );
+      const term = same ? latest : {
+        term: latest.term + 1,
+        startLsn: source.startLsn,
+        source: {
+          host: source.host,
+          port: source.port,
+          user: source.user,
+          instanceId: source.instanceId,
+        },
+        names: new Map<number, string>(),
+      };
+      if (!same) entry.terms.push(term);
+      term.names.set(safekeeperId, applicationName);
+      notify(entry);
+      return term;
+    },
+    canonicalEnd: (tenantId, timelineId, state) =>
+      canonicalEnd(entryFor(tenantId, timelineId), state),
+    changed: (tenantId, timelineId, signal) => {
+      const entry = entryFor(tenantId, timelineId);
+      if (signal?.aborted || closed) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const onAbort = () => resolve();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      entry.waiters.add(resolve);
+      return promise.finally(() => signal?.removeEventListener("abort", onAbort));
+    },
+    timelineIds: () =>
+      [...timelines.values()].map(({ tenantId, timelineId }) => ({ tenantId, timelineId })),
+    compact: (tenantId, timelineId) => compact(entryFor(tenantId, timelineId)),
+    walHolderDir: (tenantId, timelineId, from, to) =>
+      walHolder(entryFor(tenantId, timelineId), from, to),
     close,
     [Symbol.asyncDispose]: close,
   };
+  return store;
+}
+
+/** Segment `segno` of the seed, zero after its end LSN. */
+function seedSegment(seed: WalSeed, segno: bigint): Uint8Array {
+  const segment = seed.segments.find((s) => s.segmentNumber === segno);
+  const out = new Uint8Array(16 * 1024 * 1024);
+  if (!segment) return out;
+  const start = segno * BigInt(out.length);
+  const keep = seed.endLsn - start;
+  if (keep > 0n) out.set(segment.bytes.subarray(0, Number(keep < out.length ? keep : out.length)));
+  return out;
 }
 
 function timelineKey(tenantId: string, timelineId: string): string {
@@ -203,244 +578,4 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-}
-
-// ---------------------------------------------------------------------------
-// Tar production
-
-async function packImage(pack: Pack, root: string): Promise<void> {
-  for await (const item of walkImage(root, "")) {
-    const mode = (item.info.mode ?? 0o600) & 0o7777;
-    const mtime = item.info.mtime ?? new Date();
-    if (item.info.isDirectory) {
-      await addEntry(pack, { name: item.name, type: "directory", mode, mtime });
-    } else {
-      const data = await Deno.readFile(join(root, item.name));
-      const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      await addEntry(
-        pack,
-        { name: item.name, type: "file", mode, mtime, size: data.length },
-        buffer,
-      );
-    }
-  }
-  pack.finalize();
-}
-
-/** The pack's output; Node Buffers are views of plain (never shared) ArrayBuffers. */
-async function* tarChunks(pack: Pack): AsyncGenerator<Uint8Array<ArrayBuffer>> {
-  for await (const chunk of pack as AsyncIterable<Buffer>) yield chunk as Uint8Array<ArrayBuffer>;
-}
-
-interface WalkItem {
-  name: string;
-  info: Deno.FileInfo;
-}
-
-async function* walkImage(root: string, relative: string): AsyncGenerator<WalkItem> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(join(root, relative))) names.push(entry.name);
-  names.sort();
-  for (const name of names) {
-    if (relative === "" && BASEBACKUP_EXCLUDED_FILES.has(name)) continue;
-    const path = relative === "" ? name : `${relative}/${name}`;
-    const info = await Deno.lstat(join(root, path));
-    if (!info.isFile && !info.isDirectory) {
-      throw new Error(`base image entry ${path} is neither a file nor a directory`);
-    }
-    yield { name: path, info };
-    if (info.isDirectory) yield* walkImage(root, path);
-  }
-}
-
-function addEntry(
-  pack: Pack,
-  header: Parameters<Pack["entry"]>[0],
-  data?: Uint8Array,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (error?: Error | null) => error ? reject(error) : resolve();
-    if (data) pack.entry(header, data, done);
-    else pack.entry(header, done);
-  });
-}
-
-// ---------------------------------------------------------------------------
-// Template (initdb once per process)
-
-const templates = new Map<string, Promise<string>>();
-const templateRoots = new Set<string>();
-let unloadHookInstalled = false;
-
-function binDirOf(pgbin: string): string {
-  try {
-    if (Deno.statSync(pgbin).isDirectory) return pgbin;
-  } catch {
-    // Fall through: treat it as the path of the postgres binary.
-  }
-  return dirname(pgbin);
-}
-
-function templateFor(binDir: string): Promise<string> {
-  let template = templates.get(binDir);
-  if (!template) {
-    template = buildTemplate(binDir);
-    templates.set(binDir, template);
-    template.catch(() => templates.delete(binDir));
-  }
-  return template;
-}
-
-async function buildTemplate(binDir: string): Promise<string> {
-  const root = await Deno.makeTempDir({ prefix: "timeline-template-" });
-  rememberTemplateRoot(root);
-  const owner = await postgresOwner();
-  if (owner) await Deno.chown(root, owner.uid, owner.gid);
-  const pgdata = join(root, "pgdata");
-  await runChecked(...asPostgres(join(binDir, "initdb"), [
-    "-U",
-    "cloud_admin",
-    "--auth=trust",
-    "--no-sync",
-    "--no-instructions",
-    "--encoding=UTF8",
-    "--locale=C",
-    "-D",
-    pgdata,
-  ]));
-  await cycleAsStandby(binDir, root, pgdata, owner);
-  const state = (await controlData(binDir, pgdata)).get("Database cluster state");
-  if (state !== TEMPLATE_STATE) {
-    throw new Error(
-      `template ${pgdata} is in state ${JSON.stringify(state)}, not ${TEMPLATE_STATE}`,
-    );
-  }
-  return pgdata;
-}
-
-/** Starts the fresh cluster once as a standby and stops it: "shut down in recovery". */
-async function cycleAsStandby(
-  binDir: string,
-  root: string,
-  pgdata: string,
-  owner: Owner | null,
-): Promise<void> {
-  const socketDir = join(root, "socket");
-  const logFile = join(root, "standby.log");
-  const signal = join(pgdata, "standby.signal");
-  await Deno.mkdir(socketDir, { mode: 0o700 });
-  await Deno.writeTextFile(signal, "");
-  if (owner) {
-    await Deno.chown(socketDir, owner.uid, owner.gid);
-    await Deno.chown(signal, owner.uid, owner.gid);
-  }
-  const pgCtl = join(binDir, "pg_ctl");
-  const serverOptions =
-    `-c listen_addresses= -c unix_socket_directories=${socketDir} -c port=5432 -c fsync=off`;
-  try {
-    await runChecked(...asPostgres(pgCtl, [
-      "start",
-      "-w",
-      "-t",
-      "120",
-      "-D",
-      pgdata,
-      "-l",
-      logFile,
-      "-o",
-      serverOptions,
-    ]));
-  } catch (error) {
-    const log = await Deno.readTextFile(logFile).catch(() => "");
-    throw new Error(`${(error as Error).message}\n${log}`);
-  } finally {
-    await run(...asPostgres(pgCtl, ["stop", "-w", "-t", "120", "-m", "fast", "-D", pgdata]));
-  }
-  await Deno.remove(signal);
-  await Deno.remove(logFile).catch(() => {});
-  await Deno.remove(socketDir, { recursive: true }).catch(() => {});
-}
-
-function rememberTemplateRoot(root: string): void {
-  templateRoots.add(root);
-  if (unloadHookInstalled) return;
-  unloadHookInstalled = true;
-  globalThis.addEventListener("unload", () => {
-    for (const dir of templateRoots) {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch {
-        // Best effort at exit.
-      }
-    }
-  });
-}
-
-async function checkpointLsn(binDir: string, pgdata: string): Promise<Lsn> {
-  const location = (await controlData(binDir, pgdata)).get("Latest checkpoint location");
-  if (location === undefined) throw new Error(`pg_controldata ${pgdata}: no checkpoint location`);
-  return parseLsn(location);
-}
-
-async function controlData(binDir: string, pgdata: string): Promise<Map<string, string>> {
-  const output = await runChecked(join(binDir, "pg_controldata"), ["-D", pgdata]);
-  const fields = new Map<string, string>();
-  for (const line of output.split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-  }
-  return fields;
-}
-
-// ---------------------------------------------------------------------------
-// Running helper programs
-
-interface Owner {
-  uid: number;
-  gid: number;
-}
-
-let ownerLookup: Promise<Owner | null> | undefined;
-
-/** The `postgres` user's ids when this process is root (files must be chowned), else null. */
-function postgresOwner(): Promise<Owner | null> {
-  ownerLookup ??= (async () => {
-    if (Deno.uid() !== 0) return null;
-    const passwd = await Deno.readTextFile("/etc/passwd");
-    const line = passwd.split("\n").find((entry) => entry.startsWith("postgres:"));
-    if (!line) throw new Error("running as root but there is no postgres user");
-    const [, , uid, gid] = line.split(":");
-    return { uid: Number(uid), gid: Number(gid) };
-  })();
-  return ownerLookup;
-}
-
-function asPostgres(command: string, args: string[]): [string, string[]] {
-  if (Deno.uid() !== 0) return [command, args];
-  return ["runuser", ["-u", "postgres", "--", command, ...args]];
-}
-
-async function run(
-  command: string,
-  args: string[],
-): Promise<{ code: number; output: string }> {
-  const result = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { LC_ALL: "C" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: result.code,
-    output: decoder.decode(result.stdout) + decoder.decode(result.stderr),
-  };
-}
-
-async function runChecked(command: string, args: string[]): Promise<string> {
-  const { code, output } = await run(command, args);
-  const name = command === "runuser" ? basename(args[3] ?? command) : basename(command);
-  if (code !== 0) throw new CommandFailedError(name, code, output);
-  return output;
 }

@@ -13,12 +13,10 @@
  */
 
 import pg from "pg";
+import { pgFileOwner, pgUserCommand, runAsPgUser } from "../../harness/_processes.ts";
 
 /** Directory holding the PostgreSQL 15 server binaries. */
 export const PG_BIN_DIR = "/usr/lib/postgresql/15/bin";
-
-/** The OS user that owns the data directory and runs the server. */
-const PG_OS_USER = "postgres";
 
 /** A running local cluster; `await using` stops it and deletes its files. */
 export interface LocalPostgres extends AsyncDisposable {
@@ -68,8 +66,8 @@ export async function startLocalPostgres(
 
   try {
     await Deno.mkdir(socketDir);
-    await chownToPostgres(dir);
-    await runAsPostgres("initdb", [
+    await chownToPgUser(dir);
+    await runAsPgUser(`${PG_BIN_DIR}/initdb`, [
       "-D",
       pgdata,
       "-U",
@@ -107,8 +105,7 @@ export async function startLocalPostgres(
     };
     const args = ["-D", pgdata];
     for (const [name, value] of Object.entries(serverSettings)) args.push("-c", `${name}=${value}`);
-    server = new Deno.Command("runuser", {
-      args: ["-u", PG_OS_USER, "--", `${PG_BIN_DIR}/postgres`, ...args],
+    server = pgUserCommand(`${PG_BIN_DIR}/postgres`, args, {
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -133,25 +130,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function chownToPostgres(path: string): Promise<void> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  const entry = passwd.split("\n").find((line) => line.startsWith(`${PG_OS_USER}:`));
-  if (!entry) throw new Error(`OS user ${PG_OS_USER} does not exist`);
-  const [, , uid, gid] = entry.split(":");
-  await Deno.chown(path, Number(uid), Number(gid));
+/** Gives `path` and its direct children to the user Postgres runs as (nothing to do unless root). */
+async function chownToPgUser(path: string): Promise<void> {
+  const owner = await pgFileOwner();
+  if (owner === null) return;
+  await Deno.chown(path, owner.uid, owner.gid);
   for await (const child of Deno.readDir(path)) {
-    await Deno.chown(`${path}/${child.name}`, Number(uid), Number(gid));
-  }
-}
-
-async function runAsPostgres(binary: string, args: string[]): Promise<void> {
-  const { code, stdout, stderr } = await new Deno.Command("runuser", {
-    args: ["-u", PG_OS_USER, "--", `${PG_BIN_DIR}/${binary}`, ...args],
-    stdin: "null",
-  }).output();
-  if (code !== 0) {
-    const text = new TextDecoder().decode(stderr) || new TextDecoder().decode(stdout);
-    throw new Error(`${binary} failed with exit code ${code}: ${text.trim()}`);
+    await Deno.chown(`${path}/${child.name}`, owner.uid, owner.gid);
   }
 }
 

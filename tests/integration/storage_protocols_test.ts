@@ -14,7 +14,7 @@ import { startPageserver } from "../../harness/pageserver.ts";
 import { PgError, startPgServer } from "../../harness/pgwire.ts";
 import { startSafekeeper } from "../../harness/safekeeper.ts";
 import { createTimelineStore, type TimelineStore } from "../../harness/timeline_store.ts";
-import { formatLsn, type Lsn } from "../../src/api/lsn.ts";
+import { formatLsn, type Lsn, parseLsn } from "../../src/api/lsn.ts";
 import { extractTarInto, fetchBasebackup } from "../../src/storage/basebackup.ts";
 import {
   checkSafekeepersSynced,
@@ -47,7 +47,7 @@ async function tempDir(prefix: string): Promise<TempDir> {
 async function storeWithTimeline(): Promise<TimelineStore> {
   const dir = await Deno.makeTempDir({ prefix: "storage-test-store-" });
   await Deno.remove(dir);
-  const store = createTimelineStore({ dir, pgbin: PGBIN });
+  const store = createTimelineStore({ dir, pgbin: PGBIN, waitLsnTimeoutMs: 200 });
   try {
     await store.createTimeline(TENANT, TIMELINE);
   } catch (error) {
@@ -257,14 +257,21 @@ Deno.test("basebackup: gzip and plain tars are extracted into PGDATA", async () 
     assert.equal((await Deno.stat(`${pgdata}/base`)).mode! & 0o777, 0o700);
     const control = await controlData(pgdata);
     assert.equal(control.get("Database cluster state"), "shut down in recovery");
-    assert.equal(
-      control.get("Latest checkpoint location"),
-      formatLsn(store.lastLsn(TENANT, TIMELINE)),
+    // A fresh timeline ends right after its base image's checkpoint record.
+    const checkpoint = parseLsn(control.get("Latest checkpoint location")!);
+    const end = store.lastLsn(TENANT, TIMELINE);
+    assert.ok(
+      checkpoint < end && end - checkpoint < 8192n,
+      `${formatLsn(checkpoint)} / ${formatLsn(end)}`,
     );
+    const wal = await Array.fromAsync(Deno.readDir(`${pgdata}/pg_wal`));
+    assert.deepEqual(wal.filter((entry) => entry.isFile).map((entry) => entry.name), [
+      "000000010000000000000001",
+    ]);
   }
 });
 
-Deno.test("basebackup: an explicit LSN is served up to the end of the timeline", async () => {
+Deno.test("basebackup: an explicit LSN is served between the first base image and the end", async () => {
   await using store = await storeWithTimeline();
   await using pageserver = startPageserver({ id: 1, store });
   pageserver.attach(TENANT);
@@ -272,9 +279,18 @@ Deno.test("basebackup: an explicit LSN is served up to the end of the timeline",
   const last = store.lastLsn(TENANT, TIMELINE);
 
   await fetchBasebackup(request(pageserver.libpqUrl, dir.path, { lsn: last }));
+  // Beyond the end: Neon waits for the WAL (wait_lsn), then gives up with its text.
   await assert.rejects(
     fetchBasebackup(request(pageserver.libpqUrl, dir.path, { lsn: last + 8n })),
-    new RegExp(`: failed to get basebackup@${formatLsn(last + 8n)}: requested LSN .* beyond`),
+    new RegExp(
+      `: failed to get basebackup@${formatLsn(last + 8n)}: Timed out while waiting for WAL ` +
+        `record at LSN ${formatLsn(last + 8n)} to arrive, last_record_lsn ${formatLsn(last)}`,
+    ),
+  );
+  // Before the first base image: Neon's GC cutoff check.
+  await assert.rejects(
+    fetchBasebackup(request(pageserver.libpqUrl, dir.path, { lsn: 0x42n })),
+    new RegExp(`: failed to get basebackup@0/42: invalid basebackup lsn: LSN 0/42 is earlier`),
   );
 });
 
@@ -316,8 +332,9 @@ Deno.test("pageserver: lease lsn answers valid_until in ms since the epoch", asy
   client.on("error", () => {});
   await client.connect();
   try {
+    const lsn = formatLsn(store.lastLsn(TENANT, TIMELINE));
     const before = Date.now();
-    const result = await client.query(`lease lsn ${TENANT} ${TIMELINE} 0/1500000`);
+    const result = await client.query(`lease lsn ${TENANT} ${TIMELINE} ${lsn}`);
     assert.deepEqual(result.fields.map((field) => field.name), ["valid_until"]);
     const validUntil = Number(result.rows[0].valid_until);
     assert.ok(
@@ -328,10 +345,13 @@ Deno.test("pageserver: lease lsn answers valid_until in ms since the epoch", asy
       client.query(`lease lsn ${TENANT} ${"0".repeat(32)} 0/1`),
       /: Not found: Timeline/,
     );
+    // Before the oldest base image (the GC cutoff): refused with NULL, as Neon does.
+    const refused = await client.query(`lease lsn ${TENANT} ${TIMELINE} 0/1`);
+    assert.deepEqual(refused.rows, [{ valid_until: null }]);
     await client.query("SET datestyle TO 'ISO'");
     // The extended protocol goes through Neon's emulation (Parse/Bind/Describe/Execute/Sync).
     const extended = await client.query({
-      text: `lease lsn ${TENANT} ${TIMELINE} 0/1500000`,
+      text: `lease lsn ${TENANT} ${TIMELINE} ${lsn}`,
       name: "lease",
     });
     assert.equal(extended.rows.length, 1);
@@ -571,7 +591,7 @@ async function smallTarGz(extra: { name: string; data: string }[] = []): Promise
 
 Deno.test("safekeeper: TIMELINE_STATUS, byte for byte", async () => {
   await using store = await storeWithTimeline();
-  await using safekeeper = startSafekeeper({ id: 1, store });
+  await using safekeeper = await startSafekeeper({ id: 1, store });
   const lsn = formatLsn(store.lastLsn(TENANT, TIMELINE));
   const ask = async (timelineId: string) => {
     await using raw = await rawClient(safekeeper.port);
@@ -607,9 +627,9 @@ Deno.test("safekeeper: TIMELINE_STATUS, byte for byte", async () => {
 
 Deno.test("safekeepers: timelineStatus and the quorum fast path", async () => {
   await using store = await storeWithTimeline();
-  await using sk1 = startSafekeeper({ id: 1, store });
-  await using sk2 = startSafekeeper({ id: 2, store });
-  await using sk3 = startSafekeeper({ id: 3, store });
+  await using sk1 = await startSafekeeper({ id: 1, store });
+  await using sk2 = await startSafekeeper({ id: 2, store });
+  await using sk3 = await startSafekeeper({ id: 3, store });
   const safekeepers = [sk1, sk2, sk3];
   const addresses = safekeepers.map((sk) => sk.address);
   const options = { tenantId: TENANT, timelineId: TIMELINE };

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { lookupUser, PG_OS_USER } from "../../harness/_processes.ts";
+import { pgFileOwner, runAsPgUser } from "../../harness/_processes.ts";
 import {
   isCheckpointRecord,
   LONG_PAGE_HEADER_SIZE,
@@ -26,18 +26,9 @@ import { parseLsn } from "../../src/api/lsn.ts";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 
-/** Runs a Postgres program, as the `postgres` OS user when this process is root. */
+/** Runs a Postgres program as the user Postgres runs as; returns its output. */
 async function runPg(program: string, args: string[]): Promise<string> {
-  const command = Deno.uid() === 0
-    ? new Deno.Command("runuser", {
-      args: ["-u", PG_OS_USER, "--", join(PG_BIN, program), ...args],
-    })
-    : new Deno.Command(join(PG_BIN, program), { args });
-  const { code, stdout, stderr } = await command.output();
-  const decoder = new TextDecoder();
-  const output = decoder.decode(stdout) + decoder.decode(stderr);
-  if (code !== 0) throw new Error(`${program} exited with ${code}: ${output}`);
-  return output;
+  return (await runAsPgUser(join(PG_BIN, program), args)).output;
 }
 
 /** The value of `label:` in `pg_controldata` output. */
@@ -60,10 +51,8 @@ function prng(seed: number): () => number {
 Deno.test("the scanner reads a real initdb segment up to its end of WAL", async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "wal-format-real-" });
   try {
-    if (Deno.uid() === 0) {
-      const owner = await lookupUser(PG_OS_USER);
-      await Deno.chown(dir, owner.uid, owner.gid);
-    }
+    const owner = await pgFileOwner();
+    if (owner) await Deno.chown(dir, owner.uid, owner.gid);
     const data = join(dir, "data");
     await runPg("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
     const control = await runPg("pg_controldata", [data]);

@@ -1,0 +1,198 @@
+/**
+ * @module
+ * Base images: PostgreSQL data directories in the "shut down in recovery" state
+ * (reference neon-04 §E.2 step 1). A compute started from a copy of one, with
+ * the timeline's WAL in `pg_wal`, runs crash recovery to the end of that WAL and
+ * stays on timeline 1.
+ *
+ * The first base image of every timeline is a copy of a template: `initdb` runs
+ * once per process and Postgres binary directory, the result is cycled through a
+ * standby start and stop, and cached in a private temporary directory removed
+ * when the process unloads. Later base images come from compaction
+ * (`compaction.ts`).
+ */
+
+import { dirname, join } from "node:path";
+import { type Lsn, parseLsn } from "../src/api/lsn.ts";
+import { pgFileOwner, runAsPgUser } from "./_processes.ts";
+import {
+  isCheckpointRecord,
+  scanRecords,
+  segmentFileName,
+  segmentNumber,
+  segmentStart,
+} from "./wal_format.ts";
+
+/** The state `pg_controldata` reports for a usable base image. */
+export const BASE_IMAGE_STATE = "shut down in recovery";
+
+/** What the store needs to know about a base image. */
+export interface BaseImageInfo {
+  /** The checkpoint's REDO location: recovery from this image starts reading WAL here. */
+  redoLsn: Lsn;
+  /** The checkpoint record's location. */
+  checkpointLsn: Lsn;
+  systemId: string;
+  state: string;
+}
+
+/** The directory holding `postgres`, `initdb`, … for a `pgbin` that names the binary or the directory. */
+export function binDirOf(pgbin: string): string {
+  try {
+    if (Deno.statSync(pgbin).isDirectory) return pgbin;
+  } catch {
+    // Not there: treat it as the path of the postgres binary.
+  }
+  return dirname(pgbin);
+}
+
+/** Reads `pg_controldata` of `pgdata` into name → value. */
+export async function controlData(binDir: string, pgdata: string): Promise<Map<string, string>> {
+  const { output } = await runAsPgUser(join(binDir, "pg_controldata"), ["-D", pgdata]);
+  const fields = new Map<string, string>();
+  for (const line of output.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+/** The checkpoint, redo point, system id and state of a data directory. */
+export async function baseImageInfo(binDir: string, pgdata: string): Promise<BaseImageInfo> {
+  const fields = await controlData(binDir, pgdata);
+  const get = (name: string) => {
+    const value = fields.get(name);
+    if (value === undefined) throw new Error(`pg_controldata ${pgdata}: no "${name}"`);
+    return value;
+  };
+  return {
+    redoLsn: parseLsn(get("Latest checkpoint's REDO location")),
+    checkpointLsn: parseLsn(get("Latest checkpoint location")),
+    systemId: get("Database system identifier"),
+    state: get("Database cluster state"),
+  };
+}
+
+/**
+ * The end of the last WAL record in a fresh base image's `pg_wal`: where a
+ * compute's history begins. Scans forward from the checkpoint record.
+ */
+export async function walEndOfImage(pgdata: string, info: BaseImageInfo): Promise<Lsn> {
+  const { segmentPath, segmentStart } = segmentHolding(pgdata, info.checkpointLsn);
+  const bytes = await Deno.readFile(segmentPath);
+  const { records, completeLsn } = scanRecords(bytes, segmentStart, info.checkpointLsn, undefined, {
+    stopAtZeroLength: true,
+  });
+  if (records.length === 0 || !isCheckpointRecord(records[0])) {
+    throw new Error(`${pgdata}: no checkpoint record at its checkpoint location`);
+  }
+  return completeLsn;
+}
+
+function segmentHolding(pgdata: string, lsn: Lsn): { segmentPath: string; segmentStart: Lsn } {
+  return {
+    segmentPath: join(pgdata, "pg_wal", segmentFileName(1, segmentNumber(lsn))),
+    segmentStart: segmentStart(lsn),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The template (initdb once per process and binary directory)
+
+const templates = new Map<string, Promise<string>>();
+const templateRoots = new Set<string>();
+let unloadHookInstalled = false;
+
+/** The template data directory for `binDir`, made on first use. */
+export function templateFor(binDir: string): Promise<string> {
+  let template = templates.get(binDir);
+  if (!template) {
+    template = buildTemplate(binDir);
+    templates.set(binDir, template);
+    template.catch(() => templates.delete(binDir));
+  }
+  return template;
+}
+
+async function buildTemplate(binDir: string): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "timeline-template-" });
+  rememberTemplateRoot(root);
+  const owner = await pgFileOwner();
+  if (owner) await Deno.chown(root, owner.uid, owner.gid);
+  const pgdata = join(root, "pgdata");
+  await runAsPgUser(join(binDir, "initdb"), [
+    "-U",
+    "cloud_admin",
+    "--auth=trust",
+    "--no-sync",
+    "--no-instructions",
+    "--encoding=UTF8",
+    "--locale=C",
+    "-D",
+    pgdata,
+  ]);
+  await cycleAsStandby(binDir, root, pgdata);
+  const { state } = await baseImageInfo(binDir, pgdata);
+  if (state !== BASE_IMAGE_STATE) {
+    throw new Error(
+      `template ${pgdata} is in state ${JSON.stringify(state)}, not ${BASE_IMAGE_STATE}`,
+    );
+  }
+  return pgdata;
+}
+
+/** Starts the fresh cluster once as a standby and stops it: "shut down in recovery". */
+async function cycleAsStandby(binDir: string, root: string, pgdata: string): Promise<void> {
+  const owner = await pgFileOwner();
+  const socketDir = join(root, "socket");
+  const logFile = join(root, "standby.log");
+  const signal = join(pgdata, "standby.signal");
+  await Deno.mkdir(socketDir, { mode: 0o700 });
+  await Deno.writeTextFile(signal, "");
+  if (owner) {
+    await Deno.chown(socketDir, owner.uid, owner.gid);
+    await Deno.chown(signal, owner.uid, owner.gid);
+  }
+  const pgCtl = join(binDir, "pg_ctl");
+  const serverOptions =
+    `-c listen_addresses= -c unix_socket_directories=${socketDir} -c port=5432 -c fsync=off`;
+  try {
+    await runAsPgUser(pgCtl, [
+      "start",
+      "-w",
+      "-t",
+      "120",
+      "-D",
+      pgdata,
+      "-l",
+      logFile,
+      "-o",
+      serverOptions,
+    ]);
+  } catch (error) {
+    const log = await Deno.readTextFile(logFile).catch(() => "");
+    throw new Error(`${(error as Error).message}\n${log}`);
+  } finally {
+    await runAsPgUser(pgCtl, ["stop", "-w", "-t", "120", "-m", "fast", "-D", pgdata], {
+      check: false,
+    });
+  }
+  await Deno.remove(signal);
+  await Deno.remove(logFile).catch(() => {});
+  await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+}
+
+function rememberTemplateRoot(root: string): void {
+  templateRoots.add(root);
+  if (unloadHookInstalled) return;
+  unloadHookInstalled = true;
+  globalThis.addEventListener("unload", () => {
+    for (const dir of templateRoots) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // Best effort at exit.
+      }
+    }
+  });
+}
