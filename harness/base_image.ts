@@ -15,13 +15,14 @@
 import { dirname, join } from "node:path";
 import { type Lsn, parseLsn } from "../src/api/lsn.ts";
 import { pgFileOwner, runAsPgUser } from "./_processes.ts";
+import type { WalSeed } from "./safekeeper_wal.ts";
 import {
-  isCheckpointRecord,
-  scanRecords,
+  DEFAULT_WAL_SEGMENT_SIZE,
   segmentFileName,
   segmentNumber,
   segmentStart,
 } from "./wal_format.ts";
+import { isCheckpointRecord, scanRecords } from "./wal_records.ts";
 
 /** The state `pg_controldata` reports for a usable base image. */
 export const BASE_IMAGE_STATE = "shut down in recovery";
@@ -44,6 +45,16 @@ export function binDirOf(pgbin: string): string {
     // Not there: treat it as the path of the postgres binary.
   }
   return dirname(pgbin);
+}
+
+/** Copies a base image (ownership and modes kept) to `target`, which must not exist. */
+export async function copyImage(source: string, target: string): Promise<void> {
+  const copy = await new Deno.Command("cp", {
+    args: ["-a", source, target],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!copy.success) throw new Error(`cp: ${new TextDecoder().decode(copy.stderr).trim()}`);
 }
 
 /** Reads `pg_controldata` of `pgdata` into name → value. */
@@ -87,6 +98,35 @@ export async function walEndOfImage(pgdata: string, info: BaseImageInfo): Promis
     throw new Error(`${pgdata}: no checkpoint record at its checkpoint location`);
   }
   return completeLsn;
+}
+
+/**
+ * The first WAL every safekeeper's copy of a timeline starts from: the image's
+ * segments from its redo point through `endLsn`, zero after `endLsn`.
+ */
+export async function imageWalSeed(
+  image: { dir: string; redoLsn: Lsn },
+  endLsn: Lsn,
+  systemId: string,
+): Promise<WalSeed> {
+  const segments: WalSeed["segments"] = [];
+  for (let segno = segmentNumber(image.redoLsn); segno <= segmentNumber(endLsn); segno++) {
+    const bytes = await Deno.readFile(join(image.dir, "pg_wal", segmentFileName(1, segno)));
+    segments.push({ segmentNumber: segno, bytes });
+  }
+  const seed: WalSeed = { systemId, segments, endLsn };
+  for (const segment of segments) segment.bytes = seedSegment(seed, segment.segmentNumber);
+  return seed;
+}
+
+/** Segment `segno` of `seed` as a whole segment, zero after the seed's end LSN. */
+export function seedSegment(seed: WalSeed, segno: bigint): Uint8Array {
+  const segment = seed.segments.find((s) => s.segmentNumber === segno);
+  const out = new Uint8Array(DEFAULT_WAL_SEGMENT_SIZE);
+  if (!segment) return out;
+  const keep = seed.endLsn - segno * BigInt(out.length);
+  if (keep > 0n) out.set(segment.bytes.subarray(0, Number(keep < out.length ? keep : out.length)));
+  return out;
 }
 
 function segmentHolding(pgdata: string, lsn: Lsn): { segmentPath: string; segmentStart: Lsn } {

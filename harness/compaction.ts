@@ -15,11 +15,12 @@
 
 import { join } from "node:path";
 import { formatLsn, type Lsn } from "../src/api/lsn.ts";
-import { BASE_IMAGE_STATE, baseImageInfo, binDirOf } from "./base_image.ts";
+import { BASE_IMAGE_STATE, baseImageInfo, binDirOf, copyImage } from "./base_image.ts";
 import { pgFileOwner, pgUserCommand } from "./_processes.ts";
 import { readWalRange, readWalSegment } from "./safekeeper_wal.ts";
 import type { BaseImage, TimelineStore } from "./timeline_store.ts";
-import { segmentFileName, segmentNumber, WalRecordScanner } from "./wal_format.ts";
+import { segmentFileName, segmentNumber } from "./wal_format.ts";
+import { WalRecordScanner } from "./wal_records.ts";
 
 /** Options of {@linkcode compactTimeline}. */
 export interface CompactionOptions {
@@ -63,12 +64,7 @@ export async function compactTimeline(
   // Unix socket paths are limited to 107 bytes: a short directory of its own.
   const socketDir = await Deno.makeTempDir({ prefix: "compact-" });
   const owner = await pgFileOwner();
-  const copy = await new Deno.Command("cp", {
-    args: ["-a", newest.dir, pgdata],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!copy.success) throw new Error(`cp: ${new TextDecoder().decode(copy.stderr)}`);
+  await copyImage(newest.dir, pgdata);
   try {
     for await (const entry of Deno.readDir(join(pgdata, "pg_wal"))) {
       if (entry.isFile) await Deno.remove(join(pgdata, "pg_wal", entry.name));

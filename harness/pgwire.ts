@@ -22,6 +22,16 @@
  */
 
 import { importJWK, type JWK, jwtVerify } from "jose";
+import {
+  type ByteReader,
+  concatBytes,
+  createByteReader,
+  cstring,
+  frame,
+  int16,
+  int32,
+  splitCStrings,
+} from "./_wire.ts";
 
 const SSL_REQUEST_CODE = 80877103;
 const GSSENC_REQUEST_CODE = 80877104;
@@ -290,7 +300,7 @@ export function checkTenantPermission(
 // Connection handling
 
 async function serveSocket<A>(socket: Deno.TcpConn, options: PgServerOptions<A>): Promise<void> {
-  const reader = createReader(socket);
+  const reader = createByteReader(socket, READ_CHUNK);
   const writer = createWriter(socket);
   try {
     socket.setNoDelay(true);
@@ -325,7 +335,7 @@ async function sendFatal(writer: Writer, error: unknown): Promise<void> {
   }
 }
 
-async function readStartup(reader: Reader, writer: Writer): Promise<StartupParameters | null> {
+async function readStartup(reader: ByteReader, writer: Writer): Promise<StartupParameters | null> {
   for (;;) {
     const head = await reader.readExact(4);
     if (head === null) return null;
@@ -362,7 +372,7 @@ function parseStartupParameters(bytes: Uint8Array): StartupParameters {
 }
 
 async function passwordLogin<A>(
-  reader: Reader,
+  reader: ByteReader,
   writer: Writer,
   startup: StartupParameters,
   authenticate: (password: string, startup: StartupParameters) => Promise<A>,
@@ -391,7 +401,7 @@ function createConnection<A>(
   startup: StartupParameters,
   auth: () => A | undefined,
   socket: Deno.TcpConn,
-  reader: Reader,
+  reader: ByteReader,
   writer: Writer,
 ): PgConnection<A> {
   return {
@@ -418,7 +428,11 @@ function createConnection<A>(
 /** What the message loop does after one frontend message. */
 type Next = "continue" | "close";
 
-async function messageLoop(reader: Reader, writer: Writer, handler: QueryHandler): Promise<void> {
+async function messageLoop(
+  reader: ByteReader,
+  writer: Writer,
+  handler: QueryHandler,
+): Promise<void> {
   let preparedQuery = "";
   for (;;) {
     const message = await readMessage(reader);
@@ -489,33 +503,7 @@ function parseMessageQuery(body: Uint8Array): string {
 // ---------------------------------------------------------------------------
 // Byte-level reading and writing
 
-interface Reader {
-  readExact(length: number): Promise<Uint8Array | null>;
-}
-
-function createReader(socket: Deno.Conn): Reader {
-  let pending: Uint8Array = new Uint8Array(0);
-  const scratch = new Uint8Array(READ_CHUNK);
-  return {
-    async readExact(length) {
-      while (pending.length < length) {
-        let count: number | null;
-        try {
-          count = await socket.read(scratch);
-        } catch {
-          return null;
-        }
-        if (count === null) return null;
-        pending = concatBytes([pending, scratch.subarray(0, count)]);
-      }
-      const out = pending.slice(0, length);
-      pending = pending.subarray(length);
-      return out;
-    },
-  };
-}
-
-async function readMessage(reader: Reader): Promise<FrontendMessage | null> {
+async function readMessage(reader: ByteReader): Promise<FrontendMessage | null> {
   const head = await reader.readExact(5);
   if (head === null) return null;
   const length = new DataView(head.buffer, head.byteOffset).getInt32(1);
@@ -573,30 +561,6 @@ function closeQuietly(resource: { close(): void }): void {
 const encoder = new TextEncoder();
 const READY_FOR_QUERY = frame("Z", encoder.encode("I"));
 
-function frame(type: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  new DataView(out.buffer).setInt32(1, 4 + body.length);
-  out.set(body, 5);
-  return out;
-}
-
-function cstring(text: string): Uint8Array {
-  return concatBytes([encoder.encode(text), new Uint8Array([0])]);
-}
-
-function int16(value: number): Uint8Array {
-  const out = new Uint8Array(2);
-  new DataView(out.buffer).setInt16(0, value);
-  return out;
-}
-
-function int32(value: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setInt32(0, value);
-  return out;
-}
-
 function authenticationMessage(code: number): Uint8Array {
   return frame("R", int32(code));
 }
@@ -640,31 +604,7 @@ function errorResponse(error: PgError): Uint8Array {
   );
 }
 
-function splitCStrings(bytes: Uint8Array): string[] {
-  const decoder = new TextDecoder();
-  const strings: string[] = [];
-  let start = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== 0) continue;
-    strings.push(decoder.decode(bytes.subarray(start, i)));
-    start = i + 1;
-  }
-  return strings;
-}
-
 function firstCString(bytes: Uint8Array): string {
   const end = bytes.indexOf(0);
   return new TextDecoder().decode(end === -1 ? bytes : bytes.subarray(0, end));
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

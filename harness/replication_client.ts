@@ -11,9 +11,10 @@
  * without adapting a Node stream.
  */
 
+import { concatBytes, createByteReader, cstring, frame, int32, splitCStrings } from "./_wire.ts";
+
 const PROTOCOL_V3 = 196608;
 const MAX_MESSAGE_LENGTH = 256 * 1024 * 1024;
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** An ErrorResponse from the server; `code` is its SQLSTATE. */
@@ -95,25 +96,8 @@ interface Internals extends ReplicationConnection {
 
 function createConnection(socket: Deno.TcpConn): Internals {
   socket.setNoDelay(true);
-  let pending: Uint8Array = new Uint8Array(0);
-  const scratch = new Uint8Array(256 * 1024);
+  const { readExact } = createByteReader(socket, 256 * 1024);
   let closed = false;
-
-  const readExact = async (length: number): Promise<Uint8Array | null> => {
-    while (pending.length < length) {
-      let count: number | null;
-      try {
-        count = await socket.read(scratch);
-      } catch {
-        return null;
-      }
-      if (count === null) return null;
-      pending = concat([pending, scratch.subarray(0, count)]);
-    }
-    const out = pending.slice(0, length);
-    pending = pending.subarray(length);
-    return out;
-  };
 
   const readMessage = async (): Promise<Message | null> => {
     const head = await readExact(5);
@@ -160,7 +144,7 @@ function createConnection(socket: Deno.TcpConn): Internals {
           result.rows.push(parseDataRow(message.body));
           break;
         case "C":
-          result.tag = cstrings(message.body)[0] ?? "";
+          result.tag = splitCStrings(message.body)[0] ?? "";
           break;
         case "E":
           failure = parseError(message.body);
@@ -219,12 +203,12 @@ async function login(connection: Internals, options: ReplicationConnectOptions):
     ["application_name", options.applicationName],
   ];
   if (options.options) params.push(["options", options.options]);
-  const body = concat([
+  const body = concatBytes([
     int32(PROTOCOL_V3),
     ...params.flatMap(([key, value]) => [cstring(key), cstring(value)]),
     new Uint8Array([0]),
   ]);
-  await connection.write(concat([int32(body.length + 4), body]));
+  await connection.write(concatBytes([int32(body.length + 4), body]));
   for (;;) {
     const message = await connection.readMessage();
     if (message === null) throw new Error("server closed the connection during login");
@@ -307,45 +291,4 @@ function parseError(body: Uint8Array): PgServerError {
     offset = end + 1;
   }
   return new PgServerError(message, code);
-}
-
-function cstrings(bytes: Uint8Array): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== 0) continue;
-    out.push(decoder.decode(bytes.subarray(start, i)));
-    start = i + 1;
-  }
-  return out;
-}
-
-function frame(type: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  new DataView(out.buffer).setInt32(1, 4 + body.length);
-  out.set(body, 5);
-  return out;
-}
-
-function cstring(text: string): Uint8Array {
-  return concat([encoder.encode(text), new Uint8Array([0])]);
-}
-
-function int32(value: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setInt32(0, value);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -20,6 +20,7 @@
  * same port with what it had persisted.
  */
 
+import { pathExists } from "./_fs.ts";
 import type { JWK } from "jose";
 import { join } from "node:path";
 import { formatLsn, type Lsn, parseLsn } from "../src/api/lsn.ts";
@@ -172,7 +173,7 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
       } else {
         // No copy yet: it would begin at the timeline's initial LSN (seeding waits for WAL).
         const held = current.wals.has(`${tenantId}/${timelineId}`) ||
-          await exists(walDir(tenantId, timelineId));
+          await pathExists(walDir(tenantId, timelineId));
         const state = held
           ? (await openWal(current, tenantId, timelineId)).state
           : { term: 0, flushLsn: store.initialLsn(tenantId, timelineId) };
@@ -239,7 +240,9 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     life = current;
     // Resume every timeline it holds WAL of.
     for (const { tenantId, timelineId } of store.timelineIds()) {
-      if (await exists(walDir(tenantId, timelineId))) await openWal(current, tenantId, timelineId);
+      if (await pathExists(walDir(tenantId, timelineId))) {
+        await openWal(current, tenantId, timelineId);
+      }
     }
   };
 
@@ -370,13 +373,4 @@ function parseId(key: string, value: string): string {
     throw new PgError(`failed to parse ${key}=${value}`, { fatal: true });
   }
   return value.toLowerCase();
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -15,12 +15,8 @@
 
 import { join } from "node:path";
 import { formatLsn, type Lsn, parseLsn } from "../src/api/lsn.ts";
-import {
-  DEFAULT_WAL_SEGMENT_SIZE,
-  segmentFileName,
-  segmentNumber,
-  WalRecordScanner,
-} from "./wal_format.ts";
+import { DEFAULT_WAL_SEGMENT_SIZE, segmentFileName, segmentNumber } from "./wal_format.ts";
+import { WalRecordScanner } from "./wal_records.ts";
 
 const STATE_FILE = "state.json";
 const SEGMENT_SIZE = DEFAULT_WAL_SEGMENT_SIZE;

@@ -1,42 +1,45 @@
 /**
  * @module
  * The timelines of the emulated storage cluster, shared by its pageservers and
- * safekeepers. A timeline is a list of base images (data directories in the
- * "shut down in recovery" state, see `base_image.ts`) plus WAL, and the WAL's
- * source of truth is the safekeepers: each keeps its own copy
- * (`safekeeper_wal.ts`), and the timeline's commit LSN is the highest LSN a
- * majority of them holds (reference neon-04 §B.4).
- *
- * Terms stand in for Neon's walproposer elections: every primary compute that
- * starts on a timeline opens a new term at the LSN it started from (its
- * basebackup LSN, where its own WAL begins). A safekeeper holding WAL of an
- * older term past that point holds WAL nobody acknowledged, and cuts it off
- * before it takes WAL of the new term ({@linkcode canonicalEnd}).
- *
- * A basebackup at LSN X is the newest base image at or before X plus the WAL
- * from that image's redo point through X (bytes after X zeroed), read from a
- * safekeeper that holds it. Compaction (`compaction.ts`) replays WAL into newer
- * base images; leases keep older ones for Static computes.
+ * safekeepers. A timeline is a list of base images (`base_image.ts`) plus WAL
+ * whose source of truth is the safekeepers: each keeps its own copy
+ * (`safekeeper_wal.ts`) and reports it here; the commit LSN is the highest LSN
+ * a majority holds, and terms cut off WAL nobody acknowledged
+ * (`timeline_history.ts`). Basebackups are composed in `timeline_basebackup.ts`,
+ * newer base images by `compaction.ts`; leases keep older ones for Static
+ * computes.
  */
 
+import { pathExists } from "./_fs.ts";
 import { join } from "node:path";
 import { formatLsn, type Lsn } from "../src/api/lsn.ts";
 import {
   BASE_IMAGE_STATE,
   baseImageInfo,
   binDirOf,
+  copyImage,
+  imageWalSeed,
   templateFor,
   walEndOfImage,
 } from "./base_image.ts";
-import { basebackupStream, type WalSegmentFile } from "./basebackup_tar.ts";
+import { composeBasebackup } from "./timeline_basebackup.ts";
 import { compactTimeline } from "./compaction.ts";
 import { pgFileOwner } from "./_processes.ts";
-import { readWalSegment, readWalState, type WalSeed, type WalState } from "./safekeeper_wal.ts";
-import { segmentFileName, segmentNumber } from "./wal_format.ts";
+import { readWalState, type WalSeed, type WalState } from "./safekeeper_wal.ts";
+import { segmentNumber } from "./wal_format.ts";
+import {
+  canonicalEnd as historyEnd,
+  imagesToKeep,
+  isSamePrimary,
+  quorumLsn,
+  type Term,
+  type WalSourceAddress,
+} from "./timeline_history.ts";
 import type { Pack } from "tar-stream";
 
+export type { Term, WalSourceAddress } from "./timeline_history.ts";
 export { BASEBACKUP_EXCLUDED_FILES } from "./basebackup_tar.ts";
-export { CommandFailedError } from "./_processes.ts";
+export { LsnBeforeCutoffError, LsnNotReachedError } from "./timeline_basebackup.ts";
 
 const ID_PATTERN = /^[0-9a-f]{32}$/;
 const DEFAULT_WAIT_LSN_TIMEOUT_MS = 10_000;
@@ -70,26 +73,6 @@ export interface BaseImage {
   lsn: Lsn;
   /** Where recovery from the image starts reading WAL. */
   redoLsn: Lsn;
-}
-
-/** A primary compute's generation on a timeline; term 0 is the timeline's creation. */
-export interface Term {
-  term: number;
-  /** Where the term's WAL begins. */
-  startLsn: Lsn;
-  /** Where its compute's Postgres streams WAL from; null for term 0. */
-  source: WalSourceAddress | null;
-  /** The `application_name` each safekeeper (by id) streams under. */
-  names: Map<number, string>;
-}
-
-/** What a `START_WAL_PULL` announces. */
-export interface WalSourceAddress {
-  host: string;
-  port: number;
-  user: string;
-  /** Tells restarts of one compute apart when everything else is equal. */
-  instanceId?: string;
 }
 
 /** A safekeeper as the store sees it. */
@@ -183,29 +166,6 @@ export class TimelineNotFoundError extends Error {
   }
 }
 
-/** A basebackup at an LSN the timeline did not reach in time (Neon's wait_lsn timeout). */
-export class LsnNotReachedError extends Error {
-  constructor(lsn: Lsn, lastLsn: Lsn, baseLsn: Lsn) {
-    super(
-      `Timed out while waiting for WAL record at LSN ${formatLsn(lsn)} to arrive, ` +
-        `last_record_lsn ${formatLsn(lastLsn)} disk consistent LSN=${formatLsn(baseLsn)}, ` +
-        "WalReceiver status: (none)",
-    );
-    this.name = "LsnNotReachedError";
-  }
-}
-
-/** A basebackup before the oldest base image kept (Neon's GC cutoff check). */
-export class LsnBeforeCutoffError extends Error {
-  constructor(lsn: Lsn, cutoff: Lsn) {
-    super(
-      `invalid basebackup lsn: LSN ${formatLsn(lsn)} is earlier than latest GC cutoff ` +
-        `${formatLsn(cutoff)} (we might've already garbage collected needed data)`,
-    );
-    this.name = "LsnBeforeCutoffError";
-  }
-}
-
 interface TimelineEntry {
   tenantId: string;
   timelineId: string;
@@ -253,18 +213,13 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     if (timelines.has(key) || creating.has(key)) throw new Error(`timeline ${key} already exists`);
     creating.add(key);
     try {
-      ownsDir ??= !(await exists(dir));
+      ownsDir ??= !(await pathExists(dir));
       const root = join(dir, "tenants", tenantId, "timelines", timelineId);
       const baseDir = join(root, "base-0");
       await Deno.mkdir(root, { recursive: true });
       const owner = await pgFileOwner();
       if (owner) await Deno.chown(root, owner.uid, owner.gid);
-      const copy = await new Deno.Command("cp", {
-        args: ["-a", await templateFor(binDir), baseDir],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (!copy.success) throw new Error(`cp: ${new TextDecoder().decode(copy.stderr)}`);
+      await copyImage(await templateFor(binDir), baseDir);
       const info = await baseImageInfo(binDir, baseDir);
       const initialLsn = await walEndOfImage(baseDir, info);
       timelines.set(key, {
@@ -285,62 +240,18 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     }
   };
 
-  const canonicalEnd = (entry: TimelineEntry, state: WalState): Lsn => {
-    const next = entry.terms.find((term) => term.term > state.term);
-    return next !== undefined && next.startLsn < state.flushLsn ? next.startLsn : state.flushLsn;
-  };
+  const canonicalEnd = (entry: TimelineEntry, state: WalState): Lsn =>
+    historyEnd(entry.terms, state);
 
-  const commitLsn = (entry: TimelineEntry): Lsn => {
-    if (registrations.length === 0) return entry.initialLsn;
-    const ends = registrations.map((sk) => {
-      const state = entry.walStates.get(sk.id);
-      return state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
-    }).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
-    return ends[Math.floor(ends.length / 2)];
-  };
-
-  const waitForCommit = async (entry: TimelineEntry, lsn: Lsn): Promise<void> => {
-    const deadline = Date.now() + (options.waitLsnTimeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    while (commitLsn(entry) < lsn) {
-      const left = deadline - Date.now();
-      if (left <= 0 || closed) {
-        throw new LsnNotReachedError(lsn, commitLsn(entry), entry.bases.at(-1)!.lsn);
-      }
-      const { promise, resolve } = Promise.withResolvers<void>();
-      const timer = setTimeout(resolve, Math.min(left, 1000));
-      entry.waiters.add(resolve);
-      await promise;
-      clearTimeout(timer);
-      entry.waiters.delete(resolve);
-    }
-  };
-
-  /** WAL segments `[redo, lsn]` from the seed (fresh timeline) or a safekeeper holding them. */
-  const walSegments = async (
-    entry: TimelineEntry,
-    base: BaseImage,
-    lsn: Lsn,
-  ): Promise<WalSegmentFile[]> => {
-    const first = segmentNumber(base.redoLsn);
-    const last = segmentNumber(lsn);
-    const numbers: bigint[] = [];
-    for (let segno = first; segno <= last; segno++) numbers.push(segno);
-    const holder = await walHolder(entry, base.redoLsn, lsn);
-    if (holder === null) {
-      if (lsn > entry.initialLsn) {
-        throw new Error(`no safekeeper holds WAL ${formatLsn(base.redoLsn)}..${formatLsn(lsn)}`);
-      }
-      const seed = await seedOf(entry);
-      return numbers.map((segno) => ({
-        name: segmentFileName(1, segno),
-        read: () => Promise.resolve(seedSegment(seed, segno)),
-      }));
-    }
-    return numbers.map((segno) => ({
-      name: segmentFileName(1, segno),
-      read: () => readWalSegment(holder, segno, lsn),
-    }));
-  };
+  /** Every registered safekeeper counts; one that never reported holds the initial WAL. */
+  const commitLsn = (entry: TimelineEntry): Lsn =>
+    quorumLsn(
+      registrations.map((sk) => {
+        const state = entry.walStates.get(sk.id);
+        return state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
+      }),
+      entry.initialLsn,
+    );
 
   /** A safekeeper directory whose WAL agrees with the timeline on `[from, to)`. */
   const walHolder = async (entry: TimelineEntry, from: Lsn, to: Lsn): Promise<string | null> => {
@@ -354,53 +265,30 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     return null;
   };
 
-  const seedOf = async (entry: TimelineEntry): Promise<WalSeed> => {
-    const base = entry.bases[0];
-    const segments: WalSeed["segments"] = [];
-    for (
-      let segno = segmentNumber(base.redoLsn);
-      segno <= segmentNumber(entry.initialLsn);
-      segno++
-    ) {
-      const bytes = await Deno.readFile(join(base.dir, "pg_wal", segmentFileName(1, segno)));
-      segments.push({ segmentNumber: segno, bytes });
-    }
-    const seed = { systemId: entry.systemId, segments, endLsn: entry.initialLsn };
-    for (const segment of seed.segments) {
-      segment.bytes = seedSegment(seed, segment.segmentNumber);
-    }
-    return seed;
-  };
+  const seedOf = (entry: TimelineEntry): Promise<WalSeed> =>
+    imageWalSeed(entry.bases[0], entry.initialLsn, entry.systemId);
 
   const basebackupTar = async (
     tenantId: string,
     timelineId: string,
-    requested: Lsn,
+    lsn: Lsn,
     tarOptions: BasebackupTarOptions = {},
   ): Promise<ReadableStream<Uint8Array>> => {
-    const entry = entryFor(tenantId, timelineId);
-    const lsn = requested === 0n ? commitLsn(entry) : requested;
-    if (requested !== 0n) await waitForCommit(entry, lsn);
-    const cutoff = entry.bases[0].lsn;
-    if (lsn < cutoff) throw new LsnBeforeCutoffError(lsn, cutoff);
-    const base = entry.bases.findLast((image) => image.lsn <= lsn)!;
-    const segments = await walSegments(entry, base, lsn);
-    const { stream, pack } = basebackupStream(
-      { baseDir: base.dir, segments, gzip: tarOptions.gzip },
-      () => activePacks.delete(pack),
-    );
+    entryFor(tenantId, timelineId);
+    const { stream, pack } = await composeBasebackup(store, tenantId, timelineId, {
+      lsn,
+      gzip: tarOptions.gzip,
+      waitLsnTimeoutMs: options.waitLsnTimeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS,
+    });
     activePacks.add(pack);
+    pack.on("close", () => activePacks.delete(pack));
     return stream;
   };
 
   const dropUnneeded = async (entry: TimelineEntry) => {
     const now = Date.now();
     for (const [lsn, until] of entry.leases) if (until <= now) entry.leases.delete(lsn);
-    const leased = [...entry.leases.keys()];
-    const keep = entry.bases.filter((base, index) => {
-      const next = entry.bases[index + 1];
-      return next === undefined || leased.some((lsn) => lsn >= base.lsn && lsn < next.lsn);
-    });
+    const keep = imagesToKeep(entry.bases, [...entry.leases.keys()]);
     const dropped = entry.bases.filter((base) => !keep.includes(base));
     entry.bases = keep;
     for (const base of dropped) await Deno.remove(base.dir, { recursive: true }).catch(() => {});
@@ -505,12 +393,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     announcePrimary: (tenantId, timelineId, source, safekeeperId, applicationName) => {
       const entry = entryFor(tenantId, timelineId);
       const latest = entry.terms.at(-1)!;
-      const same = latest.source !== null && (
-        source.instanceId !== undefined
-          ? latest.source.instanceId === source.instanceId
-          : latest.source.instanceId === undefined && latest.source.host === source.host &&
-            latest.source.port === source.port && latest.startLsn === source.startLsn
-      );
+      const same = isSamePrimary(latest, source);
       const term = same ? latest : {
         term: latest.term + 1,
         startLsn: source.startLsn,
@@ -549,17 +432,6 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
   return store;
 }
 
-/** Segment `segno` of the seed, zero after its end LSN. */
-function seedSegment(seed: WalSeed, segno: bigint): Uint8Array {
-  const segment = seed.segments.find((s) => s.segmentNumber === segno);
-  const out = new Uint8Array(16 * 1024 * 1024);
-  if (!segment) return out;
-  const start = segno * BigInt(out.length);
-  const keep = seed.endLsn - start;
-  if (keep > 0n) out.set(segment.bytes.subarray(0, Number(keep < out.length ? keep : out.length)));
-  return out;
-}
-
 function timelineKey(tenantId: string, timelineId: string): string {
   return `${tenantId}/${timelineId}`;
 }
@@ -567,15 +439,5 @@ function timelineKey(tenantId: string, timelineId: string): string {
 function validateIds(tenantId: string, timelineId: string): void {
   for (const id of [tenantId, timelineId]) {
     if (!ID_PATTERN.test(id)) throw new Error(`invalid id ${JSON.stringify(id)}: need 32 hex`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
   }
 }

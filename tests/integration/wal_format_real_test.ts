@@ -10,18 +10,20 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pgFileOwner, runAsPgUser } from "../../harness/_processes.ts";
 import {
-  isCheckpointRecord,
   LONG_PAGE_HEADER_SIZE,
   nextRecordStart,
-  type ScannedRecord,
-  scanRecords,
   segmentFileName,
   segmentNumber,
   segmentStart,
-  WalRecordScanner,
   XLOG_BLCKSZ,
   XLOG_CHECKPOINT_SHUTDOWN,
 } from "../../harness/wal_format.ts";
+import {
+  isCheckpointRecord,
+  type ScannedRecord,
+  scanRecords,
+  WalRecordScanner,
+} from "../../harness/wal_records.ts";
 import { parseLsn } from "../../src/api/lsn.ts";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";

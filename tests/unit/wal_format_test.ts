@@ -2,20 +2,15 @@ import assert from "node:assert/strict";
 import { parseLsn } from "../../src/api/lsn.ts";
 import {
   DEFAULT_WAL_SEGMENT_SIZE,
-  isCheckpointRecord,
-  isSwitchRecord,
   LONG_PAGE_HEADER_SIZE,
   nextRecordStart,
   pageHeaderSize,
   parseSegmentFileName,
-  type ScannedRecord,
-  scanRecords,
   segmentFileName,
   segmentNumber,
   segmentStart,
   SHORT_PAGE_HEADER_SIZE,
   WalFormatError,
-  WalRecordScanner,
   XLOG_BLCKSZ,
   XLOG_CHECKPOINT_ONLINE,
   XLOG_CHECKPOINT_SHUTDOWN,
@@ -25,6 +20,13 @@ import {
   XLP_FIRST_IS_OVERWRITE_CONTRECORD,
   XLP_LONG_HEADER,
 } from "../../harness/wal_format.ts";
+import {
+  isCheckpointRecord,
+  isSwitchRecord,
+  type ScannedRecord,
+  scanRecords,
+  WalRecordScanner,
+} from "../../harness/wal_records.ts";
 
 const BLCK = BigInt(XLOG_BLCKSZ);
 /** 1 MiB segments (the smallest PostgreSQL allows) keep synthetic streams small. */
