@@ -5,6 +5,8 @@
  * `": "`.
  */
 
+import { errorMessage } from "./log.ts";
+
 /** The messages of `error` and of each of its causes, joined by `": "`. */
 export function causeChain(error: unknown): string {
   const messages: string[] = [];
@@ -12,7 +14,7 @@ export function causeChain(error: unknown): string {
   let current: unknown = error;
   while (current !== undefined && current !== null && !seen.has(current)) {
     seen.add(current);
-    messages.push(current instanceof Error ? current.message : String(current));
+    messages.push(errorMessage(current));
     current = current instanceof Error ? current.cause : undefined;
   }
   return messages.join(": ");

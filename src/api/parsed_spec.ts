@@ -6,6 +6,7 @@
  * compute_ctl uses, which `/configure` returns as its 400 body.
  */
 
+import { isHexId } from "./ids.ts";
 import { type Lsn, parseLsn } from "./lsn.ts";
 import {
   type ComputeSpec,
@@ -98,7 +99,7 @@ function resolveId(
 ): string {
   if (field) return field;
   if (setting === undefined) throw new SpecError(`${what} id should be provided`);
-  if (!/^[0-9a-fA-F]{32}$/.test(setting)) throw new SpecError(`invalid ${what} id`);
+  if (!isHexId(setting)) throw new SpecError(`invalid ${what} id`);
   return setting.toLowerCase();
 }
 

@@ -7,11 +7,8 @@
  */
 
 import { z } from "zod";
+import { hexIdSchema } from "./ids.ts";
 import { parseLsn } from "./lsn.ts";
-
-const hexId = (what: string) =>
-  z.string().regex(/^[0-9a-fA-F]{32}$/, `invalid ${what}: expected 32 hex characters`)
-    .transform((id) => id.toLowerCase());
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const u64 = z.number().int().min(0);
@@ -169,8 +166,8 @@ export const computeSpecSchema = z.object({
   cluster: clusterSchema,
   delta_operations: z.array(deltaOpSchema).nullish(),
   skip_pg_catalog_updates: z.boolean().default(false),
-  tenant_id: hexId("tenant id").nullish(),
-  timeline_id: hexId("timeline id").nullish(),
+  tenant_id: hexIdSchema("tenant id").nullish(),
+  timeline_id: hexIdSchema("timeline id").nullish(),
   pageserver_connection_info: pageserverConnectionInfoSchema.nullish(),
   pageserver_connstring: z.string().nullish(),
   shard_stripe_size: u32.nullish(),
@@ -200,13 +197,27 @@ export const computeSpecSchema = z.object({
 });
 export type ComputeSpec = z.infer<typeof computeSpecSchema>;
 
-/** Returns the value of the first option named `name` that has a value, like Neon's lookup. */
+/**
+ * Returns the value of the first option named `name`, as Neon's
+ * `GenericOptionsSearch::find` does: a later option of the same name is never
+ * consulted, even when the first one's value is null (then the result is
+ * `undefined`).
+ */
 export function findOption(
   options: readonly GenericOption[] | null | undefined,
   name: string,
 ): string | undefined {
-  return options?.find((option) => option.name === name && option.value != null)?.value ??
-    undefined;
+  return options?.find((option) => option.name === name)?.value ?? undefined;
+}
+
+/** Roles named in any `local_proxy_config.jwks[].role_names`. */
+export function jwksRoleNames(spec: ComputeSpec): Set<string> {
+  return new Set((spec.local_proxy_config?.jwks ?? []).flatMap((jwks) => jwks.role_names));
+}
+
+/** The timeline of the spec: `timeline_id`, else the `neon.timeline_id` setting. */
+export function specTimelineId(spec: ComputeSpec): string | undefined {
+  return spec.timeline_id ?? findOption(spec.cluster.settings, "neon.timeline_id");
 }
 
 /** Renders zod issues as one line: `path: message; path: message`, naming missing fields. */

@@ -16,7 +16,7 @@ import type {
   SetRoleGrantsResponse,
 } from "../api/catalog.ts";
 import { causeChain } from "../cause_chain.ts";
-import { getLogger } from "../log.ts";
+import { errorMessage, getLogger } from "../log.ts";
 import { listCatalogObjects, topStatements } from "../postgres/catalog_queries.ts";
 import { installExtension as installPgExtension } from "../postgres/extensions.ts";
 import { grantSchemaPrivileges } from "../postgres/grants.ts";
@@ -44,7 +44,7 @@ export class DatabaseNotFoundError extends Error {
 export class ExtensionInstallError extends Error {
   override name = "ExtensionInstallError";
   constructor(cause: unknown) {
-    super(`failed to install extension: ${topMessage(cause)}`, { cause });
+    super(`failed to install extension: ${errorMessage(cause)}`, { cause });
   }
 }
 
@@ -52,12 +52,8 @@ export class ExtensionInstallError extends Error {
 export class RoleGrantsError extends Error {
   override name = "RoleGrantsError";
   constructor(cause: unknown) {
-    super(`failed to grant role privileges to the schema: ${topMessage(cause)}`, { cause });
+    super(`failed to grant role privileges to the schema: ${errorMessage(cause)}`, { cause });
   }
-}
-
-function topMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** `/dbs_and_roles`: every role and database; any status (Postgres must answer). */

@@ -13,6 +13,7 @@
  * that operation).
  */
 
+import { sleep } from "../_async.ts";
 import { getLogger } from "../log.ts";
 
 const log = getLogger("failpoints");
@@ -198,8 +199,7 @@ export class FailpointRegistry {
   constructor(options: FailpointRegistryOptions = {}) {
     this.#exit = options.exit ?? ((code) => Deno.exit(code));
     this.#random = options.random ?? Math.random;
-    this.#sleep = options.sleep ??
-      ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#sleep = options.sleep ?? sleep;
   }
 
   #set(name: string, actions: FailpointAction[]): void {

@@ -2,7 +2,8 @@
  * @module
  * The external HTTP server (control plane, metrics scraper): `/status`,
  * `/metrics`, `/metrics.json`, `/configure`, `/terminate`, `/openapi.json`, …. Routes marked
- * `auth` get the `auth` middleware when one is given (JWT, a later issue).
+ * `auth` get the `auth` middleware when one is given: `main` passes the JWT check of `auth.ts`
+ * (`jwtAuth`, keyed by `compute_ctl_config.jwks`).
  */
 
 import type { MiddlewareHandler } from "hono";

@@ -2,16 +2,26 @@
  * @module
  * Reading a JSON request body the way the reference's extractor does: 415
  * without a JSON content type, 413 over 2 MiB, 400 for malformed JSON, 422 for
- * JSON of the wrong shape, each message lower-cased in an `{"error"}` body.
+ * JSON of the wrong shape, each worded as in `rejections.ts` (an `{"error"}`
+ * body, lower-cased, unless the route asks for axum's plain text).
  */
 
 import type { Context } from "hono";
 import type { z } from "zod";
 import { formatIssues } from "../api/spec.ts";
-import { HttpError } from "./errors.ts";
+import { errorMessage } from "../log.ts";
+import { bodyRejection, type RejectionStyle } from "./rejections.ts";
 
 /** The reference framework's default request body limit. */
 export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
+
+/** Options of {@link readJsonBody}. */
+export interface ReadJsonBodyOptions {
+  /** How refusals are answered; default `json`. */
+  style?: RejectionStyle;
+  /** Default {@link BODY_LIMIT_BYTES}. */
+  limit?: number;
+}
 
 function isJsonContentType(value: string | undefined): boolean {
   if (value === undefined) return false;
@@ -20,15 +30,16 @@ function isJsonContentType(value: string | undefined): boolean {
     (mime.startsWith("application/") && mime.endsWith("+json"));
 }
 
-async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+/** The body's bytes, or null once it is over `limit`. */
+async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
-  if (declared > limit) throw tooLarge();
+  if (declared > limit) return null;
   if (request.body === null) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body) {
     size += chunk.byteLength;
-    if (size > limit) throw tooLarge();
+    if (size > limit) return null;
     chunks.push(chunk);
   }
   const bytes = new Uint8Array(size);
@@ -40,37 +51,26 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   return bytes;
 }
 
-function tooLarge(): HttpError {
-  return new HttpError(413, "failed to buffer the request body: length limit exceeded");
-}
-
 /**
- * Reads and validates the body of `c` against `schema`; throws {@link HttpError}
- * with the reference's status and (lower-cased) message on any failure.
+ * Reads and validates the body of `c` against `schema`; throws an `HttpError`
+ * with the reference's status and message on any failure.
  */
 export async function readJsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
-  limit: number = BODY_LIMIT_BYTES,
+  { style = "json", limit = BODY_LIMIT_BYTES }: ReadJsonBodyOptions = {},
 ): Promise<z.infer<S>> {
-  if (!isJsonContentType(c.req.header("content-type"))) {
-    throw new HttpError(415, "expected request with `content-type: application/json`");
-  }
+  if (!isJsonContentType(c.req.header("content-type"))) throw bodyRejection(415, style);
   const bytes = await readLimited(c.req.raw, limit);
+  if (bytes === null) throw bodyRejection(413, style);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new HttpError(400, `failed to parse the request body as json: ${detail}`.toLowerCase());
+    // Lower-cased in both styles: serde's messages, which these stand for, are.
+    throw bodyRejection(400, style, errorMessage(error).toLowerCase());
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    throw new HttpError(
-      422,
-      `failed to deserialize the json body into the target type: ${formatIssues(parsed.error)}`
-        .toLowerCase(),
-    );
-  }
+  if (!parsed.success) throw bodyRejection(422, style, formatIssues(parsed.error));
   return parsed.data;
 }

@@ -12,9 +12,10 @@
 
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { getLogger } from "../log.ts";
+import { errorMessage, getLogger } from "../log.ts";
 import { observeHttpRequest, UNMATCHED_ROUTE } from "../metrics.ts";
 import { emptyResponse, errorResponse } from "./errors.ts";
+import type { RejectionStyle } from "./rejections.ts";
 
 const log = getLogger("http");
 
@@ -44,8 +45,11 @@ export interface RouteDoc {
   query?: z.ZodObject;
   /** Path parameters, as a zod object (`{name}` segments in the OpenAPI path). */
   params?: z.ZodObject;
-  /** JSON request body. */
+  /** JSON request body; its refusals (400/413/415/422) are documented from `rejections.ts`. */
   body?: z.ZodType;
+  /** How the route answers a body it refuses; default `json`. */
+  bodyRejections?: RejectionStyle;
+  /** The route's own answers; auth and body refusals are added by the document. */
   responses: Record<number, ResponseDoc>;
 }
 
@@ -216,9 +220,9 @@ export function serveApp(
       onError: (error) => safeErrorResponse(error),
     }, app.fetch);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
     throw new BindError(
-      `failed to bind the compute_ctl ${name} HTTP server to ${hostname}:${port}: ${reason}`,
+      `failed to bind the compute_ctl ${name} HTTP server to ${hostname}:${port}: ` +
+        errorMessage(error),
     );
   }
   const addr = server.addr;

@@ -3,8 +3,10 @@
  * How compute_ctl connects to its own Postgres: the `--connstr` URL turned into
  * a `pg` client configuration whose startup options neutralise per-database
  * `ALTER DATABASE … SET` traps (role, read-only, search_path, statement_timeout,
- * pgaudit), and {@linkcode withClient}, which opens such a session, marks it so
- * the Neon extension does not forward its DDL, and always closes it.
+ * pgaudit), {@linkcode withClient}, which opens such a session, marks it so
+ * the Neon extension does not forward its DDL (unless asked not to), reports a
+ * failed connection with a fixed message when given one, and always closes it,
+ * and {@linkcode queryOrExplain}, which names the statement that failed.
  */
 
 import pg from "pg";
@@ -26,12 +28,27 @@ export class ConnstrError extends Error {
   }
 }
 
-/** Options for {@linkcode clientConfig} and {@linkcode withClient}. */
+/** Options for {@linkcode clientConfig}. */
 export interface ClientOptions {
   /** `application_name` reported in `pg_stat_activity`, e.g. `compute_ctl:apply_config`. */
   applicationName: string;
   /** Database to connect to instead of the one in the URL. */
   database?: string;
+}
+
+/** Options for {@linkcode withClient}. */
+export interface SessionOptions extends ClientOptions {
+  /**
+   * Message of the error thrown when connecting fails (the driver's error
+   * becomes its `cause`), e.g. the reference's `Failed to connect to the
+   * database`; without it the driver's error is thrown as it is.
+   */
+  connectError?: string;
+  /**
+   * Leave `neon.forward_ddl` as the server has it instead of turning it off
+   * (Neon's `/grants` and `/extensions` sessions send no `SET`).
+   */
+  forwardDdl?: boolean;
 }
 
 /**
@@ -73,24 +90,49 @@ export function systemDatabase(connstr: string): string {
 
 /**
  * Opens a session (see {@linkcode clientConfig}), runs `SET neon.forward_ddl =
- * false` (a placeholder GUC on vanilla Postgres, read by the Neon extension so
- * compute_ctl's own DDL is not sent back to the control plane), calls `fn`, and
- * always ends the client, whether `fn` resolved or threw.
+ * false` unless `forwardDdl` (a placeholder GUC on vanilla Postgres, read by the
+ * Neon extension so compute_ctl's own DDL is not sent back to the control
+ * plane), calls `fn`, and always ends the client, whether `fn` resolved or
+ * threw. A failed connection throws `Error(connectError, { cause })` when
+ * `connectError` is given; errors from `fn` pass through unchanged.
  */
 export async function withClient<T>(
   connstr: string,
-  options: ClientOptions,
+  { connectError, forwardDdl = false, ...options }: SessionOptions,
   fn: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
   const client = new pg.Client(clientConfig(connstr, options));
   // A server-side disconnect while idle is reported here; the next query fails anyway.
   client.on("error", () => {});
   try {
-    await client.connect();
-    await client.query("SET neon.forward_ddl = false");
+    try {
+      await client.connect();
+    } catch (error) {
+      if (connectError === undefined) throw error;
+      throw new Error(connectError, { cause: error });
+    }
+    if (!forwardDdl) await client.query("SET neon.forward_ddl = false");
     return await fn(client);
   } finally {
     await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Runs `sql` (simple protocol when `params` is empty); a failure throws
+ * `Error("Failed to execute query: <sql>", { cause })`, as the reference words it.
+ */
+export async function queryOrExplain<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+  client: pg.Client,
+  sql: string,
+  params: unknown[] = [],
+): Promise<pg.QueryResult<Row>> {
+  try {
+    return params.length === 0
+      ? await client.query<Row>(sql)
+      : await client.query<Row>(sql, params);
+  } catch (error) {
+    throw new Error(`Failed to execute query: ${sql}`, { cause: error });
   }
 }
 

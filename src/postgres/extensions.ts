@@ -9,7 +9,7 @@
 
 import type { ExtensionInstallRequest } from "../api/catalog.ts";
 import { quoteIdent } from "./sql_quote.ts";
-import { queryOrExplain, withSession } from "./_session.ts";
+import { queryOrExplain, withClient } from "./connect.ts";
 
 /** The installed version of an extension, read before deciding what to run. */
 export const INSTALLED_VERSION_SQL =
@@ -42,10 +42,11 @@ export async function installExtension(
   connstr: string,
   { extension, database, version }: ExtensionInstallRequest,
 ): Promise<string> {
-  return await withSession(connstr, {
+  return await withClient(connstr, {
     applicationName: "compute_ctl:install_extension",
     database,
     connectError: "Failed to connect to the database",
+    forwardDdl: true,
   }, async (client) => {
     const result = await queryOrExplain<{ extversion: string }>(
       client,

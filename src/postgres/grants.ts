@@ -9,7 +9,7 @@
 
 import type { Privilege, SetRoleGrantsRequest } from "../api/catalog.ts";
 import { quoteIdent } from "./sql_quote.ts";
-import { queryOrExplain, withSession } from "./_session.ts";
+import { queryOrExplain, withClient } from "./connect.ts";
 
 /** The privileges `$1` (a role name) holds directly on schema `$2`. */
 export const SCHEMA_PRIVILEGES_SQL = `SELECT acl.privilege_type
@@ -46,10 +46,11 @@ export async function grantSchemaPrivileges(
   connstr: string,
   { database, schema, privileges, role }: SetRoleGrantsRequest,
 ): Promise<void> {
-  await withSession(connstr, {
+  await withClient(connstr, {
     applicationName: "compute_ctl:set_role_grants",
     database,
     connectError: "Failed to connect to the database",
+    forwardDdl: true,
   }, async (client) => {
     const held = await queryOrExplain<{ privilege_type: string }>(
       client,

@@ -8,6 +8,7 @@
  */
 
 import pg from "pg";
+import { errorMessage } from "../log.ts";
 import { clientConfig } from "./connect.ts";
 
 /** `application_name` of these sessions. */
@@ -21,8 +22,7 @@ export interface PrewarmInfo {
 }
 
 function withContext(context: string, error: unknown): Error {
-  const message = error instanceof Error ? error.message : String(error);
-  return new Error(`${context}: ${message}`, { cause: error });
+  return new Error(`${context}: ${errorMessage(error)}`, { cause: error });
 }
 
 async function connect(connstr: string): Promise<pg.Client> {

@@ -9,8 +9,8 @@
 
 import type pg from "pg";
 import pLimit from "p-limit";
-import { type ComputeSpec, findOption } from "../api/spec.ts";
-import { getLogger, type Log } from "../log.ts";
+import { type ComputeSpec, findOption, specTimelineId } from "../api/spec.ts";
+import { errorMessage, getLogger, type Log } from "../log.ts";
 import { snapshotCatalog } from "./catalog.ts";
 import { withClient } from "./connect.ts";
 import {
@@ -19,8 +19,7 @@ import {
   type PlanStep,
   type SpecApplyPlan,
   type SpecPhase,
-  specTimelineId,
-} from "./spec_plan.ts";
+} from "./spec_plan/mod.ts";
 
 /** `application_name` of the sessions that apply the spec, as in Neon. */
 export const APPLY_APPLICATION_NAME = "compute_ctl:apply_config";
@@ -56,8 +55,7 @@ export class SpecApplyError extends Error {
     const where = step.database === undefined
       ? ""
       : ` in database ${JSON.stringify(step.database)}`;
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`${step.phase}${where} failed to ${step.purpose}: ${reason}`, { cause });
+    super(`${step.phase}${where} failed to ${step.purpose}: ${errorMessage(cause)}`, { cause });
     this.name = "SpecApplyError";
     this.phase = step.phase;
     this.database = step.database;

@@ -9,6 +9,7 @@
 import { sleep } from "../_async.ts";
 import { type ComputeConfig, controlPlaneSpecResponseSchema } from "../api/config.ts";
 import { formatIssues } from "../api/spec.ts";
+import { errorMessage } from "../log.ts";
 
 /** The `http_status` label used when no HTTP response arrived. */
 export const UNKNOWN_HTTP_STATUS = "unknown";
@@ -33,6 +34,8 @@ export interface FetchComputeConfigOptions {
   fetchImpl?: typeof fetch;
   attempts?: number;
   retryDelayMs?: number;
+  /** The pause between attempts (default: `sleep` of `_async.ts`); replaceable for tests. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Per-attempt time limit, like reqwest's blocking-client default. */
   requestTimeoutMs?: number;
   signal?: AbortSignal;
@@ -53,6 +56,7 @@ export async function fetchComputeConfig(
     fetchImpl = fetch,
     attempts = 3,
     retryDelayMs = 100,
+    sleep: pause = sleep,
     requestTimeoutMs = 30_000,
     signal,
   }: FetchComputeConfigOptions,
@@ -60,7 +64,7 @@ export async function fetchComputeConfig(
   const url = `${baseUri}/compute/api/v2/computes/${computeId}/spec`;
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await sleep(retryDelayMs, signal);
+    if (attempt > 1) await pause(retryDelayMs, signal);
     try {
       return await fetchOnce(url, token, fetchImpl, requestTimeoutMs, signal, onAttempt);
     } catch (error) {
@@ -95,7 +99,7 @@ async function fetchOnce(
   } catch (error) {
     signal?.throwIfAborted();
     onAttempt?.(UNKNOWN_HTTP_STATUS);
-    throw new ControlPlaneError(`could not reach the control plane: ${message(error)}`, true, {
+    throw new ControlPlaneError(`could not reach the control plane: ${errorMessage(error)}`, true, {
       cause: error,
     });
   }
@@ -105,7 +109,7 @@ async function fetchOnce(
   } catch (error) {
     signal?.throwIfAborted();
     throw new ControlPlaneError(
-      `could not read the control plane response: ${message(error)}`,
+      `could not read the control plane response: ${errorMessage(error)}`,
       true,
       {
         cause: error,
@@ -133,7 +137,7 @@ function decodeConfig(body: string): ComputeConfig {
     json = JSON.parse(body);
   } catch (error) {
     throw new ControlPlaneError(
-      `could not decode the control plane response: ${message(error)}`,
+      `could not decode the control plane response: ${errorMessage(error)}`,
       true,
     );
   }
@@ -149,10 +153,6 @@ function decodeConfig(body: string): ComputeConfig {
     throw new ControlPlaneError("compute is attached, but spec is empty", false);
   }
   return { spec, compute_ctl_config };
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -1,11 +1,15 @@
 /**
  * @module
  * Small helpers shared by the integration scenarios: SQL against a compute's
- * Postgres with the `pg` client, Prometheus sample lookup, and counting the
- * DDL statements Postgres logged (`log_statement`) in `compute.log`.
+ * Postgres with the `pg` client, Prometheus sample lookup (from
+ * `tests/_support/prometheus.ts`), counting the DDL statements Postgres logged
+ * (`log_statement`) in `compute.log`, and waiting for evidence instead of time.
  */
 
 import pg from "pg";
+import { sleep } from "../../src/_async.ts";
+
+export { metricValue } from "../_support/prometheus.ts";
 
 /** Runs `sql` on `url` in a fresh connection and returns the rows. */
 export async function query<Row extends Record<string, unknown> = Record<string, unknown>>(
@@ -30,30 +34,6 @@ export async function show(url: string, name: string): Promise<string> {
   return Object.values(rows[0])[0];
 }
 
-/**
- * The value of the sample `name{labels}` in Prometheus text (labels must all
- * match; others may be present), or undefined when there is none.
- */
-export function metricValue(
-  text: string,
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const present = new Map<string, string>();
-    for (const label of (match[3] ?? "").matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
-      present.set(label[1], label[2]);
-    }
-    if (Object.entries(labels).every(([key, value]) => present.get(key) === value)) {
-      return Number(match[4]);
-    }
-  }
-  return undefined;
-}
-
 const DDL = /^(CREATE|ALTER|DROP|GRANT|REVOKE|DO|COMMENT|REASSIGN|SECURITY LABEL)\b/i;
 
 /**
@@ -71,9 +51,27 @@ export function loggedDdl(log: string): string[] {
   return statements;
 }
 
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Makes the compute's Postgres log a unique marker (a statement that fails,
+ * naming a function that does not exist) and waits until the marker is in
+ * `compute.log`. Postgres writes its log through one pipe that the manager and
+ * the harness copy in order, so everything Postgres logged before the marker
+ * is in the returned log text too.
+ */
+export async function logThroughMarker(
+  compute: { postgresUrl: string; readLog(): Promise<string> },
+): Promise<string> {
+  const marker = `log_marker_${crypto.randomUUID().replaceAll("-", "")}`;
+  await query(compute.postgresUrl, `SELECT ${marker}()`).then(
+    () => Promise.reject(new Error(`${marker}() exists`)),
+    () => undefined,
+  );
+  let log = "";
+  await eventually(
+    async () => (log = await compute.readLog()).includes(marker),
+    `${marker} in the log`,
+  );
+  return log;
 }
 
 /** Polls `check` every 100 ms until it returns true; throws `message` after `timeoutMs`. */

@@ -9,17 +9,9 @@
 import assert from "node:assert/strict";
 import { createJwtIssuer, type HttpResult, startCluster } from "../../harness/cluster.ts";
 import { base64UrlEncode } from "../../harness/jwt.ts";
+import { assertRequestId } from "../_support/http.ts";
 
 const COMPUTE_ID = "auth-1";
-
-function assertRequestId(result: HttpResult, expected?: string) {
-  const id = result.headers.get("x-request-id");
-  if (expected !== undefined) assert.equal(id, expected);
-  else {assert.match(
-      id ?? "",
-      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
-    );}
-}
 
 function assertRefused(result: HttpResult, status: number, message: string) {
   assert.equal(result.status, status, result.text);

@@ -14,7 +14,7 @@ import {
   startCluster,
   withPageserver,
 } from "../../harness/cluster.ts";
-import { loggedDdl, query, show, sleep } from "./_helpers.ts";
+import { loggedDdl, logThroughMarker, query, show } from "./_helpers.ts";
 
 const COMPUTE_CTL_CONFIG = { jwks: { keys: [] } };
 
@@ -124,11 +124,9 @@ Deno.test("spec changes are applied, and an identical /configure issues no DDL",
 
   // The same spec twice: the second /configure must not touch the catalog.
   await configure(final);
-  await sleep(500);
-  const before = loggedDdl(await compute.readLog()).length;
+  const before = loggedDdl(await logThroughMarker(compute)).length;
   await configure(final);
-  await sleep(500);
-  const after = loggedDdl(await compute.readLog());
+  const after = loggedDdl(await logThroughMarker(compute));
   assert.deepEqual(after.slice(before), [], "no DDL for an unchanged spec");
   assert.ok(
     before > 0,

@@ -11,9 +11,8 @@ import assert from "node:assert/strict";
 import { type JsonObject, startCluster } from "../../harness/cluster.ts";
 import { startExtensionStore } from "../../harness/extension_store.ts";
 import { copyPgInstall, SYSTEM_PG_LIB, SYSTEM_PG_SHARE } from "../../harness/pg_install.ts";
-import { metricValue, query, sleep } from "./_helpers.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+import { assertRequestId } from "../_support/http.ts";
+import { eventually, metricValue, query } from "./_helpers.ts";
 
 const REMOTE_EXTENSIONS: JsonObject = {
   public_extensions: ["pg_trgm", "fuzzystrmatch", "broken", "no_data"],
@@ -38,7 +37,13 @@ Deno.test("extension_server downloads real extensions; every refusal has its cod
     pageservers: 1,
     pgbin: install.pgbin,
     computes: [
-      { id: "ext", extraArgs: remoteExt, spec: { remote_extensions: REMOTE_EXTENSIONS } },
+      {
+        id: "ext",
+        extraArgs: remoteExt,
+        spec: { remote_extensions: REMOTE_EXTENSIONS },
+        // Debug logs a line as each request arrives: the evidence the de-duplication check waits for.
+        env: { COMPUTE_CTL_LOG_LEVEL: "debug" },
+      },
       { id: "ext-no-spec", empty: true, extraArgs: remoteExt },
       { id: "ext-off", empty: true },
     ],
@@ -49,8 +54,7 @@ Deno.test("extension_server downloads real extensions; every refusal has its cod
       internal: true,
       headers: requestId ? { "x-request-id": requestId } : {},
     });
-    const id = result.headers.get("x-request-id") ?? "";
-    assert.ok(requestId ? id === requestId : UUID.test(id), `x-request-id ${id} on ${path}`);
+    assertRequestId(result, requestId);
     return result;
   };
 
@@ -80,14 +84,23 @@ Deno.test("extension_server downloads real extensions; every refusal has its cod
   assert.equal(library.status, 200, library.text);
   assert.equal(store.requests("pg_trgm"), 1);
 
-  // Concurrent requests for one archive share one download.
+  // Concurrent requests for one archive share one download: the store holds the first
+  // download until the manager has received all three, so none can finish before the others
+  // arrive; without de-duplication each would have asked the store.
   const release = store.hold();
+  const ids = ["dedup-1", "dedup-2", "dedup-3"];
   const concurrent = [
-    post("fuzzystrmatch"),
-    post("fuzzystrmatch.so?is_library=true"),
-    post("fuzzystrmatch"),
+    post("fuzzystrmatch", ids[0]),
+    post("fuzzystrmatch.so?is_library=true", ids[1]),
+    post("fuzzystrmatch", ids[2]),
   ];
-  await sleep(500);
+  const arrived = (log: string, id: string) =>
+    new RegExp(`DEBUG compute_ctl::http: POST /extension_server/\\S+ .*request_id=${id}\\b`)
+      .test(log);
+  await eventually(async () => {
+    const log = await compute.readLog();
+    return store.requests("fuzzystrmatch") >= 1 && ids.every((id) => arrived(log, id));
+  }, "the download is held and all three requests have reached the manager");
   release();
   for (const result of await Promise.all(concurrent)) assert.equal(result.status, 200, result.text);
   assert.equal(store.requests("fuzzystrmatch"), 1);
@@ -155,5 +168,5 @@ Deno.test("extension_server downloads real extensions; every refusal has its cod
   });
   assert.equal(off.status, 412, off.text);
   assert.deepEqual(off.body, { error: "remote storage is not configured" });
-  assert.ok(UUID.test(off.headers.get("x-request-id") ?? ""));
+  assertRequestId(off);
 });

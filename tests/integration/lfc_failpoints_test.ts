@@ -11,10 +11,10 @@
 
 import assert from "node:assert/strict";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { type ComputeHandle, type HttpResult, startCluster } from "../../harness/cluster.ts";
-import { eventually, metricValue, query, sleep, within } from "./_helpers.ts";
+import { type ComputeHandle, startCluster } from "../../harness/cluster.ts";
+import { assertRequestId } from "../_support/http.ts";
+import { eventually, metricValue, query, within } from "./_helpers.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const TOKEN = "endpoint-storage-token";
 
 /** A fake endpoint storage keeping `lfc_state` objects in memory. */
@@ -46,10 +46,6 @@ function startEndpointStorage() {
     },
     close: () => server.shutdown(),
   };
-}
-
-function assertRequestId(result: HttpResult): void {
-  assert.match(result.headers.get("x-request-id") ?? "", UUID);
 }
 
 /** Polls `GET path` until its status is not `busy`; returns the body. */
@@ -324,8 +320,9 @@ Deno.test("FAILPOINTS: applied at start; a value that does not parse stops the m
     env: { FAILPOINTS: "compute-migration=explode" },
     waitFor: null,
   });
+  // `stop()` after the exit only waits until compute.log has everything the manager wrote.
   assert.equal(await within(broken.exited, 30_000, "manager exit"), 1);
-  await sleep(100);
+  assert.equal(await broken.stop(), 1);
   assert.match(
     await broken.readLog(),
     /unable to configure failpoint "compute-migration": unrecognized command "explode"/,

@@ -17,6 +17,7 @@ import {
 } from "../../src/http/auth.ts";
 import { buildApp, type Route } from "../../src/http/server.ts";
 import { base64UrlEncode, createJwtIssuer, type JwtIssuer } from "../../harness/jwt.ts";
+import { assertRequestId } from "../_support/http.ts";
 
 const COMPUTE_ID = "compute-1";
 const NOW = 1_750_000_000;
@@ -298,7 +299,7 @@ Deno.test("routes registered without auth stay open", async () => {
 
 Deno.test("a failure without a client request id still carries a generated one", async () => {
   const response = await defaultApp.fetch(new Request("http://compute/status"));
-  assert.match(response.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  assertRequestId(response);
   assert.equal(response.status, 400);
   await response.body?.cancel();
 });

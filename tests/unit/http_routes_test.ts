@@ -3,10 +3,8 @@ import { z } from "zod";
 import { InvalidStatusError } from "../../src/compute/state.ts";
 import { HttpError } from "../../src/http/errors.ts";
 import { readJsonBody } from "../../src/http/json_body.ts";
-import { parseTerminateMode } from "../../src/http/routes/terminate.ts";
 import { allowedMethods, buildApp, type Route } from "../../src/http/server.ts";
-
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+import { assertRequestId } from "../_support/http.ts";
 
 const bodySchema = z.object({ name: z.string() });
 
@@ -19,6 +17,12 @@ const routes: Route[] = [
     path: "/echo",
     auth: true,
     handler: async (c) => c.json(await readJsonBody(c, bodySchema)),
+  },
+  {
+    method: "POST",
+    path: "/plain",
+    auth: false,
+    handler: async (c) => c.json(await readJsonBody(c, bodySchema, { style: "plain" })),
   },
   {
     method: "GET",
@@ -66,7 +70,7 @@ Deno.test("a client's x-request-id is echoed; a missing one is a fresh UUID v4",
   assert.equal(echoed.headers.get("x-request-id"), "req-123");
   await echoed.body?.cancel();
   const generated = await request("/ok");
-  assert.match(generated.headers.get("x-request-id") ?? "", UUID_V4);
+  assertRequestId(generated);
   await generated.body?.cancel();
   const again = await request("/ok");
   assert.notEqual(again.headers.get("x-request-id"), generated.headers.get("x-request-id"));
@@ -93,7 +97,7 @@ Deno.test("a wrong method is 405 with Allow, an empty body and a request id", as
   assert.equal(response.status, 405);
   assert.equal(response.headers.get("allow"), "POST");
   assert.equal(await response.text(), "");
-  assert.match(response.headers.get("x-request-id") ?? "", UUID_V4);
+  assertRequestId(response);
 
   const del = await request("/ok", { method: "DELETE" });
   assert.equal(del.status, 405);
@@ -141,6 +145,36 @@ Deno.test("a body over 2 MiB is 413", async () => {
   );
 });
 
+Deno.test("plain-style body refusals: axum's words as text/plain, not lower-cased", async () => {
+  const plain = async (response: Response, status: number, message: RegExp | string) => {
+    assert.equal(response.status, status);
+    assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
+    const text = await response.text();
+    if (typeof message === "string") assert.equal(text, message);
+    else assert.match(text, message);
+  };
+  await plain(
+    await request("/plain", { method: "POST", body: "{}" }),
+    415,
+    "Expected request with `Content-Type: application/json`",
+  );
+  await plain(
+    await postJson("/plain", JSON.stringify({ name: "x".repeat(2 * 1024 * 1024) })),
+    413,
+    "Failed to buffer the request body: length limit exceeded",
+  );
+  await plain(
+    await postJson("/plain", "{not json"),
+    400,
+    /^Failed to parse the request body as JSON: [^A-Z]+$/,
+  );
+  await plain(
+    await postJson("/plain", '{"name": 1}'),
+    422,
+    /^Failed to deserialize the JSON body into the target type: name: /,
+  );
+});
+
 Deno.test("a valid body reaches the handler", async () => {
   const response = await postJson("/echo", '{"name":"x","extra":true}');
   assert.equal(response.status, 200);
@@ -180,20 +214,4 @@ Deno.test("the auth slot runs only for routes marked auth", async () => {
   );
   assert.equal(closed.headers.get("x-request-id"), "auth");
   await assertErrorBody(closed, 401, "failed to verify authorization token");
-});
-
-Deno.test("terminate's mode: fast by default, strict once a query string exists", () => {
-  assert.equal(parseTerminateMode("http://c/terminate"), "fast");
-  assert.equal(parseTerminateMode("http://c/terminate?mode=immediate"), "immediate");
-  assert.equal(parseTerminateMode("http://c/terminate?mode=fast&x=1"), "fast");
-  for (const url of ["http://c/terminate?", "http://c/terminate?x=1"]) {
-    assert.throws(() => parseTerminateMode(url), (error: unknown) => {
-      assert.ok(error instanceof HttpError);
-      assert.equal(error.status, 400);
-      assert.equal(error.plainText, true);
-      assert.equal(error.message, "Failed to deserialize query string: missing field `mode`");
-      return true;
-    });
-  }
-  assert.throws(() => parseTerminateMode("http://c/terminate?mode=bogus"), /unknown variant/);
 });

@@ -4,10 +4,11 @@ import { z } from "zod";
 import { currentOpenApiDocument, OPENAPI_PATH, serverRoutes } from "../../harness/openapi.ts";
 import {
   buildOpenApiDocument,
-  type Json,
   openApiPath,
   renderOpenApiDocument,
 } from "../../src/http/openapi.ts";
+import type { Json } from "../../src/http/openapi_schemas.ts";
+import { BODY_REJECTIONS, PLAIN_TEXT } from "../../src/http/rejections.ts";
 import type { Route } from "../../src/http/server.ts";
 
 type Operation = {
@@ -91,7 +92,7 @@ Deno.test("operationIds are unique and Neon's are kept, with Neon's tags", () =>
   for (const [key, [operationId, tag]] of Object.entries(NEON_OPERATIONS)) {
     const [method, path] = key.split(" ");
     const op = paths[path]?.[method.toLowerCase()];
-    if (op === undefined) continue; // a route another part of the API has not added yet
+    assert.ok(op, `${key} is in the document`);
     assert.equal(op.operationId, operationId, key);
     if (tag !== null) assert.ok(op.tags?.includes(tag), `${key} is tagged ${tag}`);
   }
@@ -114,7 +115,8 @@ Deno.test("security: JWT on authenticated external routes, none elsewhere", () =
     }
   }
   for (const path of ["/metrics", "/autoscaling_metrics", "/openapi.json"]) {
-    if (paths[path]) assert.deepEqual(paths[path].get.security, [], path);
+    assert.ok(paths[path]?.get, `GET ${path} is in the document`);
+    assert.deepEqual(paths[path].get.security, [], path);
   }
 });
 
@@ -127,6 +129,24 @@ Deno.test("routes with a JSON body document 400, 413, 415 and 422", () => {
       assert.ok(code in op.responses, `${route.path} documents ${code}`);
     }
   }
+});
+
+Deno.test("body refusals come from rejections.ts, in the content type the route answers", () => {
+  const responses = (path: string) => paths[path].post.responses;
+  for (const path of ["/grants", "/extensions", "/failpoints", "/configure", "/promote"]) {
+    for (const status of [413, 415, 422] as const) {
+      assert.equal(responses(path)[status].description, BODY_REJECTIONS[status].description, path);
+    }
+    assert.ok(responses(path)[400].description.endsWith(BODY_REJECTIONS[400].description), path);
+  }
+  for (const status of ["413", "415", "422"]) {
+    assert.deepEqual(Object.keys(responses("/promote")[status].content!), [PLAIN_TEXT], status);
+    assert.deepEqual(Object.keys(responses("/grants")[status].content!), ["application/json"]);
+  }
+  assert.deepEqual(Object.keys(responses("/promote")["400"].content!), [
+    "application/json",
+    PLAIN_TEXT,
+  ]);
 });
 
 Deno.test("the real codes of this part of the API are documented", () => {

@@ -13,7 +13,7 @@ import {
   type PlanStep,
   type SpecPhase,
   SpecPlanError,
-} from "../../src/postgres/spec_plan.ts";
+} from "../../src/postgres/spec_plan/mod.ts";
 import { concurrencyForReconfigure, concurrencyForStartup } from "../../src/postgres/spec_apply.ts";
 
 const PRIV = "neon_superuser";

@@ -11,18 +11,14 @@ import { errorBodySchema } from "../../api/responses.ts";
 import { DatabaseNotFoundError, databaseSchema } from "../../compute/catalog_api.ts";
 import type { ComputeNode } from "../../compute/node.ts";
 import { HttpError } from "../errors.ts";
+import { requiredQueryParam } from "../query.ts";
 import type { Route } from "../server.ts";
 
 const querySchema = z.object({ database: z.string() });
 
-const QUERY_ERROR = "failed to deserialize query string";
-
-/** The `database` parameter of `url`; exactly one must be present. */
+/** The `database` parameter of `url`; exactly one must be present (a JSON 400 otherwise). */
 export function parseDatabaseQuery(url: string): string {
-  const values = new URL(url).searchParams.getAll("database");
-  if (values.length === 0) throw new HttpError(400, `${QUERY_ERROR}: missing field \`database\``);
-  if (values.length > 1) throw new HttpError(400, `${QUERY_ERROR}: duplicate field \`database\``);
-  return values[0];
+  return requiredQueryParam(url, "database", "json");
 }
 
 /** Streams; the client going away (or a HEAD request) kills pg_dump. */

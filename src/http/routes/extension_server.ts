@@ -17,6 +17,8 @@ import {
   type ExtensionServerErrorKind,
 } from "../../compute/extension_server.ts";
 import { emptyResponse, HttpError } from "../errors.ts";
+import { optionalQueryParam } from "../query.ts";
+import { queryRejection } from "../rejections.ts";
 import type { Route } from "../server.ts";
 
 const STATUS: Record<ExtensionServerErrorKind, number> = {
@@ -35,17 +37,10 @@ const querySchema = z.object({
 
 /** `is_library` as serde reads a `bool` from a query string (absent: false). */
 export function parseIsLibrary(url: string): boolean {
-  const values = new URL(url).searchParams.getAll("is_library");
-  if (values.length === 0) return false;
-  if (values.length > 1) {
-    throw new HttpError(400, "failed to deserialize query string: duplicate field `is_library`");
-  }
-  if (values[0] === "true") return true;
-  if (values[0] === "false") return false;
-  throw new HttpError(
-    400,
-    "failed to deserialize query string: provided string was not `true` or `false`",
-  );
+  const value = optionalQueryParam(url, "is_library", "json");
+  if (value === undefined || value === "false") return false;
+  if (value === "true") return true;
+  throw queryRejection("provided string was not `true` or `false`", "json");
 }
 
 /** Blocks until the archive is installed (or was already). */

@@ -1,8 +1,8 @@
 /**
  * @module
  * `POST /grants` (internal): grant schema privileges to a role, only those it
- * lacks. The body is read first (400/413/415/422; privileges are upper-case
- * names), then the status must be `running` (412); 201 echoing the request;
+ * lacks. The body is read first (400/413/415/422, documented with every
+ * body route; privileges are upper-case names), then the status must be `running` (412); 201 echoing the request;
  * 500 `failed to grant role privileges to the schema: …`.
  */
 
@@ -30,11 +30,7 @@ export function grantsRoute(node: ComputeNode): Route {
       body: setRoleGrantsRequestSchema,
       responses: {
         201: { description: "The role holds the privileges", schema: setRoleGrantsResponseSchema },
-        400: { description: "The body is not JSON", schema: errorBodySchema },
         412: { description: "The compute is not running", schema: errorBodySchema },
-        413: { description: "The body is over 2 MiB", schema: errorBodySchema },
-        415: { description: "No JSON content type", schema: errorBodySchema },
-        422: { description: "The JSON has the wrong shape", schema: errorBodySchema },
         500: { description: "Connecting or a statement failed", schema: errorBodySchema },
       },
     },

@@ -12,25 +12,19 @@ import { lfcPrewarmStateSchema, prewarmQuerySchema } from "../../api/lfc.ts";
 import { errorBodySchema } from "../../api/responses.ts";
 import type { Lfc } from "../../compute/lfc.ts";
 import { emptyResponse, HttpError } from "../errors.ts";
+import { hasQueryString, requiredQueryParam } from "../query.ts";
+import { PLAIN_TEXT } from "../rejections.ts";
 import type { Route } from "../server.ts";
 
 const PATH = "/lfc/prewarm";
-const QUERY_ERROR = "Failed to deserialize query string";
 
 /**
  * `from_endpoint` from the raw URL: undefined without a query string;
- * otherwise it must be there, once.
+ * otherwise it must be there, once (a plain-text 400 otherwise).
  */
 export function parseFromEndpoint(url: string): string | undefined {
-  if (!url.includes("?")) return undefined;
-  const values = new URL(url).searchParams.getAll("from_endpoint");
-  if (values.length === 0) {
-    throw new HttpError(400, `${QUERY_ERROR}: missing field \`from_endpoint\``, true);
-  }
-  if (values.length > 1) {
-    throw new HttpError(400, `${QUERY_ERROR}: duplicate field \`from_endpoint\``, true);
-  }
-  return values[0];
+  if (!hasQueryString(url)) return undefined;
+  return requiredQueryParam(url, "from_endpoint", "plain");
 }
 
 /** `GET /lfc/prewarm`. */
@@ -73,7 +67,7 @@ export function lfcPrewarmStartRoute(lfc: Lfc): Route {
         202: { description: "Started; empty body" },
         400: {
           description: "A query string without `from_endpoint` (plain text)",
-          contentType: "text/plain; charset=utf-8",
+          contentType: PLAIN_TEXT,
           schema: z.string(),
         },
         429: {

@@ -13,10 +13,9 @@ import {
   terminateResponseSchema,
 } from "../../api/responses.ts";
 import type { ComputeNode } from "../../compute/node.ts";
-import { HttpError } from "../errors.ts";
+import { hasQueryString, requiredQueryParam } from "../query.ts";
+import { PLAIN_TEXT, queryRejection } from "../rejections.ts";
 import type { Route } from "../server.ts";
-
-const QUERY_ERROR = "Failed to deserialize query string";
 
 /** The query as documented: `mode`, `fast` when there is no query string at all. */
 const terminateQuerySchema = z.object({
@@ -28,18 +27,16 @@ const terminateQuerySchema = z.object({
 
 /**
  * The mode from the raw URL: `fast` without a query string; otherwise `mode`
- * must be present and valid (other parameters are ignored).
+ * must be present once and valid (other parameters are ignored).
  */
 export function parseTerminateMode(url: string): TerminateMode {
-  if (!url.includes("?")) return "fast";
-  const mode = new URL(url).searchParams.get("mode");
-  if (mode === null) throw new HttpError(400, `${QUERY_ERROR}: missing field \`mode\``, true);
+  if (!hasQueryString(url)) return "fast";
+  const mode = requiredQueryParam(url, "mode", "plain");
   const parsed = terminateModeSchema.safeParse(mode);
   if (!parsed.success) {
-    throw new HttpError(
-      400,
-      `${QUERY_ERROR}: unknown variant \`${mode}\`, expected \`fast\` or \`immediate\``,
-      true,
+    throw queryRejection(
+      `unknown variant \`${mode}\`, expected \`fast\` or \`immediate\``,
+      "plain",
     );
   }
   return parsed.data;
@@ -67,7 +64,7 @@ export function terminateRoute(node: ComputeNode): Route {
         201: { description: "It had already stopped", schema: terminateResponseSchema },
         400: {
           description: "A query string without a valid `mode` (plain text)",
-          contentType: "text/plain; charset=utf-8",
+          contentType: PLAIN_TEXT,
           schema: z.string(),
         },
         412: {

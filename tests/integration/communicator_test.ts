@@ -1,8 +1,10 @@
 /**
- * The communicator client behind `/autoscaling_metrics`, against fake
- * communicators listening on a unix socket: status, content type and body are
- * relayed (chunked and fixed-length), failures carry the whole cause chain,
- * and a long socket path is reached through a temporary symlink.
+ * The communicator client behind `/autoscaling_metrics` (`src/postgres/communicator.ts`),
+ * against fake communicators listening on a unix socket: status, content type
+ * and body are relayed (chunked and fixed-length), the HTTP client is closed
+ * with the body (Deno's resource sanitizer fails a test that leaks it),
+ * failures carry the whole cause chain in hyper's words, and a long socket path
+ * is reached through a temporary symlink.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +14,7 @@ import {
   fetchAutoscalingMetrics,
   MAX_DIRECT_SOCKET_PATH_BYTES,
 } from "../../src/postgres/communicator.ts";
+import { within } from "./_helpers.ts";
 
 interface Seen {
   method: string;
@@ -72,6 +75,56 @@ Deno.test("relays a non-200 status and a fixed-length body", async () => {
   assert.equal(await new Response(response.body).text(), "not yet");
 });
 
+/**
+ * A raw communicator that answers one request with `response` and then
+ * resolves `hungUp` once the client closes the connection. Keep-alive is on, so
+ * only closing the HTTP client closes it.
+ */
+async function rawCommunicator(response: string) {
+  const pgdata = await Deno.makeTempDir({ prefix: "communicator_" });
+  const listener = Deno.listen({
+    transport: "unix",
+    path: `${pgdata}/${COMMUNICATOR_SOCKET_NAME}`,
+  });
+  const hungUp = (async () => {
+    const conn = await listener.accept();
+    try {
+      await conn.read(new Uint8Array(4096));
+      await conn.write(new TextEncoder().encode(response));
+      while (await conn.read(new Uint8Array(4096)) !== null) { /* until the client hangs up */ }
+    } finally {
+      conn.close();
+    }
+  })();
+  return {
+    pgdata,
+    /** Resolves when the client closed the connection; rejects after a generous guard. */
+    hungUp: () => within(hungUp, 10_000, "the HTTP client kept the connection open"),
+    [Symbol.asyncDispose]: async () => {
+      listener.close();
+      await Deno.remove(pgdata, { recursive: true });
+    },
+  };
+}
+
+Deno.test("the HTTP client is closed once the body has been read", async () => {
+  await using fake = await rawCommunicator("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  const response = await fetchAutoscalingMetrics(fake.pgdata);
+  assert.equal(await new Response(response.body).text(), "ok");
+  await fake.hungUp();
+});
+
+Deno.test("cancelling the body hangs up", async () => {
+  await using fake = await rawCommunicator(
+    "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nlfc_hits 1\n",
+  );
+  const response = await fetchAutoscalingMetrics(fake.pgdata);
+  const reader = response.body.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value), "lfc_hits 1\n");
+  await reader.cancel();
+  await fake.hungUp();
+});
+
 Deno.test("no socket: the whole cause chain", async () => {
   const pgdata = await Deno.makeTempDir({ prefix: "communicator_" });
   try {
@@ -105,7 +158,7 @@ Deno.test("a peer that hangs up before answering: fetching … failed", async ()
       (error) =>
         error instanceof CommunicatorError &&
         error.message === "fetching metrics from Postgres metrics service: " +
-            "connection closed before the response head was complete",
+            "connection closed before message completed",
     );
   } finally {
     await served;

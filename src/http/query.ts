@@ -1,0 +1,37 @@
+/**
+ * @module
+ * Reading query parameters the way the reference's `serde_urlencoded` does:
+ * a field is missing or given once, a repeated one is an error, and each
+ * refusal is a 400 worded as the reference's (see `rejections.ts`).
+ */
+
+import { queryRejection, type RejectionStyle } from "./rejections.ts";
+
+/** Whether `url` has a query string at all (`/x?` has an empty one). */
+export function hasQueryString(url: string): boolean {
+  return url.includes("?");
+}
+
+/**
+ * The value of parameter `name` in `url`, decoded; undefined when it is absent.
+ * Throws a 400 (`duplicate field \`name\``) when it is given more than once.
+ */
+export function optionalQueryParam(
+  url: string,
+  name: string,
+  style: RejectionStyle,
+): string | undefined {
+  const values = new URL(url).searchParams.getAll(name);
+  if (values.length > 1) throw queryRejection(`duplicate field \`${name}\``, style);
+  return values[0];
+}
+
+/**
+ * The value of parameter `name` in `url`, decoded. Throws a 400 when it is
+ * absent (`missing field \`name\``) or repeated (`duplicate field \`name\``).
+ */
+export function requiredQueryParam(url: string, name: string, style: RejectionStyle): string {
+  const value = optionalQueryParam(url, name, style);
+  if (value === undefined) throw queryRejection(`missing field \`${name}\``, style);
+  return value;
+}
