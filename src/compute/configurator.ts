@@ -44,8 +44,11 @@ export interface ConfiguratorContext {
   fetchConfig(): Promise<ComputeConfig>;
   /** Ends the process (the control plane no longer knows this compute). */
   exitProcess(code: number): void;
-  /** The LSN the compute started from as a primary; null otherwise. */
-  startLsn(): Lsn | null;
+  /**
+   * Brings the running Postgres to `pspec` ({@link reconfigure} with what the
+   * node knows: the spec Postgres runs now, and where its WAL history begins).
+   */
+  reconfigure(pspec: ParsedSpec, signal: AbortSignal): Promise<void>;
   refreshBackoffMs?: number;
 }
 
@@ -53,7 +56,11 @@ export interface ConfiguratorContext {
 export interface ReconfigureOptions {
   /** The spec Postgres ran before; absent means unknown (the safekeepers are told again). */
   previous?: ParsedSpec;
-  /** The LSN the compute started from as a primary; null or absent for a promoted replica. */
+  /**
+   * Where this compute's WAL history on the safekeepers begins: a primary's
+   * start LSN, or where a replica promoted by a restart left recovery. Null or
+   * absent when it has none (a standby, or Neon's in-place promotion).
+   */
   startLsn?: Lsn | null;
   /** Aborts the wait for the safekeepers. */
   signal?: AbortSignal;
@@ -74,7 +81,7 @@ export async function reconfigure(
 ): Promise<void> {
   const spec = pspec.spec;
   updateCollectionInterval(settings, spec);
-  // Only a compute that started as a primary has a WAL history of its own on timeline 1.
+  // Only a compute with a WAL history of its own on timeline 1 waits for the safekeepers.
   const walQuorum = options.startLsn != null;
   const announce = walQuorum && walSourceChanged(options.previous, pspec) &&
     await isVanillaStorage(settings);
@@ -117,12 +124,7 @@ export async function runConfigurator(
 ): Promise<void> {
   const backoffMs = ctx.refreshBackoffMs ?? REFRESH_BACKOFF_MS;
   let refreshNotBefore = 0;
-  // The spec Postgres runs: what a new spec's safekeepers are compared with.
-  let applied = ctx.currentSpec();
-  const apply = async (pspec: ParsedSpec) => {
-    await reconfigure(ctx.settings, pspec, { previous: applied, startLsn: ctx.startLsn(), signal });
-    applied = pspec;
-  };
+  const apply = (pspec: ParsedSpec) => ctx.reconfigure(pspec, signal);
   try {
     while (!signal.aborted) {
       const status = await ctx.state.waitForStatus(

@@ -3,12 +3,14 @@
  * `ComputeNode`: one compute's lifecycle in one object. `run()` waits for a
  * spec, starts Postgres, keeps the monitor and configurator going while it
  * runs, and after it exits records the final LSN and returns the exit code.
- * The HTTP routes call the other public methods, one each.
+ * The node owns the Postgres process: a planned restart (a promotion on
+ * vanilla storage) swaps the process `run()` watches instead of ending the
+ * compute. The HTTP routes call the other public methods, one each.
  */
 
 import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
-import { type Lsn } from "../api/lsn.ts";
+import { formatLsn, type Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, parseSpec, staticLsn } from "../api/parsed_spec.ts";
 import {
   type ComputeMetrics,
@@ -21,13 +23,21 @@ import {
 import type { ComputeSpec } from "../api/spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { pagestreamRequestErrors } from "../metrics.ts";
-import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/process.ts";
+import {
+  describeExit,
+  type ExitInfo,
+  type PostgresProcess,
+  spawnPostgres,
+  waitForReady,
+} from "../postgres/process.ts";
+import { endOfRecoveryLsn, removeRecoverySignals } from "../postgres/promote.ts";
 import { type ConfigSource, loadComputeConfig } from "./config_source.ts";
 import { reconfigure, runConfigurator } from "./configurator.ts";
 import { runInstalledExtensionsStats } from "./installed_extensions.ts";
 import { type LsnLeaseLoop, startLsnLeaseLoop } from "./lsn_lease.ts";
 import { runMonitor } from "./monitor.ts";
-import { startCompute } from "./startup.ts";
+import { writePostgresqlConf } from "./postgres_config.ts";
+import { announceWalSource, childEnv, ensureSafekeeperHbaLines, startCompute } from "./startup.ts";
 import { ComputeState, InvalidStatusError } from "./state.ts";
 import { syncSafekeepersOnShutdown } from "./sync_safekeepers.ts";
 import {
@@ -89,9 +99,14 @@ export class ComputeNode {
   readonly metrics: ComputeMetrics = emptyComputeMetrics();
   readonly settings: NodeSettings;
   #pspec: ParsedSpec | null = null;
+  /** The spec the running Postgres was last configured for (its safekeepers were told). */
+  #appliedSpec: ParsedSpec | null = null;
+  /** The Postgres `run()` watches; null before the start and once the compute ends. */
   #postgres: PostgresProcess | null = null;
+  /** Settles when a running `#restartPostgres` has ended, either way. */
+  #restarting: Promise<void> | null = null;
   #flushLsn: Lsn | null = null;
-  /** Where a primary's WAL begins (vanilla storage announces it to new safekeepers). */
+  /** Where this compute's WAL begins (vanilla storage announces it to new safekeepers). */
   #startLsn: Lsn | null = null;
   #syncAbort = new AbortController();
   #lsnLeases: LsnLeaseLoop | null = null;
@@ -134,6 +149,7 @@ export class ComputeNode {
       if (ended !== null) return ended;
     }
     const pspec = this.#pspec!;
+    this.#appliedSpec = pspec;
     this.state.transition("init");
 
     const background = new AbortController();
@@ -146,7 +162,7 @@ export class ComputeNode {
         replaceSpec: (next) => this.#setSpec(next),
         fetchConfig: () => loadComputeConfig(this.settings),
         exitProcess: (code) => this.#exitProcess(code),
-        startLsn: () => this.#startLsn,
+        reconfigure: (next, signal) => this.#reconfigurePostgres(next, signal),
         refreshBackoffMs: this.settings.refreshBackoffMs,
       }, background.signal),
       runInstalledExtensionsStats({
@@ -172,17 +188,12 @@ export class ComputeNode {
     });
     const startupFailed = !started;
 
-    let exit: ExitInfo | null = null;
-    if (postgres !== null) {
-      exit = await postgres.exited;
-      log.info(`postgres exited with ${describeExit(exit)}`);
-    }
+    const exit = postgres === null ? null : await this.#waitForPostgresExit(postgres);
     background.abort();
     // A task stuck in a request to a dead Postgres or the control plane must not hold us up.
     await Promise.race([Promise.all(tasks), sleep(BACKGROUND_STOP_TIMEOUT_MS)]);
     await this.#lsnLeases?.stopped;
     this.#lsnLeases = null;
-    this.#postgres = null;
 
     const statusBeforeExit = await this.#cleanupAfterPostgresExit();
     this.#terminateAtOnceFromNowOn();
@@ -191,6 +202,28 @@ export class ComputeNode {
     await sleep(delayMs);
     if (startupFailed) return 1;
     return exit?.code ?? 1;
+  }
+
+  /**
+   * Resolves with the exit of the Postgres that ends the compute, and from then
+   * on no restart can begin (`#postgres` is null). A process stopped by
+   * `#restartPostgres` hands over to the one started in its place.
+   */
+  async #waitForPostgresExit(first: PostgresProcess): Promise<ExitInfo> {
+    let watched = first;
+    for (;;) {
+      const exit = await watched.exited;
+      while (this.#restarting !== null) await this.#restarting;
+      const current = this.#postgres;
+      if (current === null || current === watched) {
+        // Synchronously after the checks: a restart starting later finds nothing to restart.
+        this.#postgres = null;
+        log.info(`postgres exited with ${describeExit(exit)}`);
+        return exit;
+      }
+      log.info(`postgres ${watched.pid} was restarted as ${current.pid}`);
+      watched = current;
+    }
   }
 
   /** A Static compute's LSN lease loop, stopped by `signal`; null for the other modes. */
@@ -234,10 +267,9 @@ export class ComputeNode {
    * before that move, which decides the exit delay.
    */
   async #cleanupAfterPostgresExit(): Promise<ComputeStatus> {
-    const pspec = this.#pspec!;
-    if (pspec.spec.mode === "Primary") {
-      this.#flushLsn = await syncSafekeepersOnShutdown(this.settings, pspec);
-    }
+    // A replica promoted by a restart runs as a primary before its new spec is installed.
+    const primary = [this.#pspec, this.#appliedSpec].find((p) => p?.spec.mode === "Primary");
+    if (primary) this.#flushLsn = await syncSafekeepersOnShutdown(this.settings, primary);
     const status = this.state.status;
     if (status === "termination_pending_fast" || status === "termination_pending_immediate") {
       this.state.transition("terminated", "postgres has stopped");
@@ -312,9 +344,83 @@ export class ComputeNode {
    * `/configure` would, without a status change. Throws if that fails.
    */
   async installPromotedSpec(pspec: ParsedSpec): Promise<void> {
-    const previous = this.#pspec ?? undefined;
     this.#setSpec(pspec);
-    await reconfigure(this.settings, pspec, { previous });
+    await this.#reconfigurePostgres(pspec, this.#syncAbort.signal);
+  }
+
+  /**
+   * Brings the running Postgres to `pspec` (see `reconfigure`), which from then
+   * on is the spec it runs: the next one's safekeepers are compared with it.
+   */
+  async #reconfigurePostgres(pspec: ParsedSpec, signal: AbortSignal): Promise<void> {
+    await reconfigure(this.settings, pspec, {
+      previous: this.#appliedSpec ?? undefined,
+      startLsn: this.#startLsn,
+      signal,
+    });
+    this.#appliedSpec = pspec;
+  }
+
+  /**
+   * Vanilla storage's promotion of a replayed standby (see `compute/promote.ts`):
+   * restarts Postgres without its recovery signal files and with `pspec`'s
+   * `postgresql.conf` (the safekeeper quorum included) and replication hba
+   * lines. Crash recovery replays to the end of its WAL and timeline 1 goes on;
+   * where it ended becomes the compute's start LSN, announced to a quorum of
+   * the safekeepers, which open a new term there. Throws if a step fails or
+   * the compute is terminated meanwhile.
+   */
+  async restartAsPrimary(pspec: ParsedSpec): Promise<void> {
+    const { settings } = this;
+    await this.#restartPostgres(pspec, async () => {
+      await removeRecoverySignals(settings.pgdata);
+      await writePostgresqlConf(settings, pspec, { walQuorum: true });
+      await ensureSafekeeperHbaLines(settings, pspec);
+    });
+    const startLsn = await endOfRecoveryLsn(settings.connstr);
+    this.#startLsn = startLsn;
+    log.info("postgres left recovery on timeline 1", { start_lsn: formatLsn(startLsn) });
+    await announceWalSource(settings, pspec, startLsn, this.#syncAbort.signal);
+  }
+
+  /**
+   * Stops Postgres (fast shutdown, waiting for its exit), runs `prepare` on the
+   * stopped data directory, and starts Postgres again with the settings of
+   * `pspec`, resolving once it accepts connections. `run()` watches the new
+   * process instead of ending the compute. A termination meanwhile stops
+   * whichever process runs and makes this throw; so does a Postgres that does
+   * not stop cleanly or does not start (the compute then ends).
+   */
+  async #restartPostgres(pspec: ParsedSpec, prepare: () => Promise<void>): Promise<void> {
+    const old = this.#postgres;
+    if (old === null) throw new Error("postgres is not running");
+    if (this.#restarting !== null) throw new Error("postgres is already being restarted");
+    const done = Promise.withResolvers<void>();
+    this.#restarting = done.promise;
+    const terminating = this.#syncAbort.signal;
+    try {
+      log.info("stopping postgres for a restart", { pid: old.pid });
+      old.kill("SIGINT");
+      const stopped = await old.exited;
+      if (stopped.code !== 0) throw new Error(`postgres stopped with ${describeExit(stopped)}`);
+      terminating.throwIfAborted();
+      await prepare();
+      // No await between the check and the swap: a termination either came before or sees it.
+      terminating.throwIfAborted();
+      const { pgbin, pgdata } = this.settings;
+      const proc = spawnPostgres({ pgbin, pgdata, env: childEnv(pspec) });
+      this.#postgres = proc;
+      this.#appliedSpec = pspec;
+      try {
+        await waitForReady(pgdata, proc);
+      } catch (error) {
+        proc.kill("SIGQUIT");
+        throw error;
+      }
+    } finally {
+      this.#restarting = null;
+      done.resolve();
+    }
   }
 
   /** `/metrics.json`: a copy of the start-up metrics. */

@@ -7,9 +7,15 @@
  *
  * Steps: the compute must be a `Replica`; its LFC prewarm must have ended
  * (`not_prewarmed`/`prewarming` refuse, `failed` only warns); Postgres must
- * replay up to the old primary's flush LSN; then it is promoted (see
- * `postgres/promote.ts`) and the new spec, as a `Primary`, is installed and
- * applied like a `/configure`.
+ * replay up to the old primary's flush LSN; then it leaves recovery and the
+ * new spec, as a `Primary`, is installed and applied like a `/configure`.
+ *
+ * How it leaves recovery depends on the storage (see `postgres/promote.ts`).
+ * Neon's Postgres runs `pg_promote()` in place and its walproposer carries the
+ * new timeline to the safekeepers. On vanilla storage the safekeepers store
+ * timeline 1 only, so the node restarts Postgres without `standby.signal`
+ * instead: crash recovery to the end of the replayed WAL, then timeline 1 goes
+ * on, announced to the safekeepers from there (`ComputeNode.restartAsPrimary`).
  */
 
 import type { LfcPrewarmState } from "../api/lfc.ts";
@@ -17,10 +23,16 @@ import { type ParsedSpec, parseSpec } from "../api/parsed_spec.ts";
 import type { PromoteConfig, PromoteState } from "../api/promote.ts";
 import { computeModeName } from "../api/spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
-import { promotePostgres, type PromotePostgresOptions } from "../postgres/promote.ts";
+import {
+  checkWritable,
+  promoteInPlace,
+  type ReplayWaitOptions,
+  waitForReplay,
+} from "../postgres/promote.ts";
 import { type FailpointRegistry, failpoints as processFailpoints } from "./failpoints.ts";
 import type { Lfc } from "./lfc.ts";
 import type { ComputeNode } from "./node.ts";
+import { isVanillaStorage } from "./postgres_config.ts";
 
 const log = getLogger("promote");
 
@@ -32,12 +44,18 @@ export interface PromoteContext {
   connstr: string;
   /** The LFC prewarm state. */
   prewarmState(): LfcPrewarmState;
+  /**
+   * Takes the replayed standby out of recovery as the primary of `pspec`;
+   * `beforePromote` (the `compute-promotion` failpoint) runs before the step
+   * that changes anything for good. Default: Neon's `pg_promote()` in place.
+   */
+  leaveRecovery?(pspec: ParsedSpec, beforePromote: () => Promise<void>): Promise<void>;
   /** Makes `pspec` the compute's spec and reconfigures Postgres for it. */
   installPromotedSpec(pspec: ParsedSpec): Promise<void>;
   /** Default: the process's failpoints (`compute-promotion`). */
   failpoints?: FailpointRegistry;
   /** Replay polling, for tests. */
-  replay?: Pick<PromotePostgresOptions, "retries" | "retryIntervalMs">;
+  replay?: Pick<ReplayWaitOptions, "retries" | "retryIntervalMs">;
 }
 
 /** Rust's variant name of a prewarm state, as the refusal names it (`NotPrewarmed`). */
@@ -88,20 +106,20 @@ export class Promoter {
       log.warn("compute prewarm failed", { error: prewarm.error });
     }
 
-    const failpoints = ctx.failpoints ?? processFailpoints;
-    const timings = await promotePostgres({
-      connstr: ctx.connstr,
-      walFlushLsn,
-      safekeepers: pspec.safekeeperConnstrings,
-      beforePromote: async () => {
-        if (await failpoints.evaluate("compute-promotion")) {
-          throw new Error("compute-promotion failpoint");
-        }
-      },
-      ...ctx.replay,
-    });
+    const lsnWaitTimeMs = await waitForReplay({ connstr: ctx.connstr, walFlushLsn, ...ctx.replay });
 
-    const started = performance.now();
+    const failpoints = ctx.failpoints ?? processFailpoints;
+    const beforePromote = async () => {
+      if (await failpoints.evaluate("compute-promotion")) {
+        throw new Error("compute-promotion failpoint");
+      }
+    };
+    const leaveRecovery = ctx.leaveRecovery ?? promoteInPlaceAt(ctx.connstr);
+    let started = performance.now();
+    await leaveRecovery(pspec, beforePromote);
+    const pgPromoteTimeMs = msSince(started);
+
+    started = performance.now();
     try {
       await ctx.installPromotedSpec(pspec);
     } catch (error) {
@@ -109,13 +127,36 @@ export class Promoter {
     }
     const state: PromoteState = {
       status: "completed",
-      lsn_wait_time_ms: timings.lsnWaitTimeMs,
-      pg_promote_time_ms: timings.pgPromoteTimeMs,
+      lsn_wait_time_ms: lsnWaitTimeMs,
+      pg_promote_time_ms: pgPromoteTimeMs,
       reconfigure_time_ms: msSince(started),
     };
     log.info("promotion completed", state);
     return state;
   }
+}
+
+type LeaveRecovery = NonNullable<PromoteContext["leaveRecovery"]>;
+
+/** Neon's way out of recovery for the Postgres at `connstr`: `pg_promote()` in place. */
+function promoteInPlaceAt(connstr: string): LeaveRecovery {
+  return (pspec, beforePromote) =>
+    promoteInPlace({ connstr, safekeepers: pspec.safekeeperConnstrings, beforePromote });
+}
+
+/**
+ * `node`'s way out of recovery: in place where the binary is Neon's; on
+ * vanilla storage a restart that stays on timeline 1, then the check that
+ * Postgres accepts writes.
+ */
+function leaveRecoveryOf(node: ComputeNode): LeaveRecovery {
+  const inPlace = promoteInPlaceAt(node.settings.connstr);
+  return async (pspec, beforePromote) => {
+    if (!(await isVanillaStorage(node.settings))) return await inPlace(pspec, beforePromote);
+    await beforePromote();
+    await node.restartAsPrimary(pspec);
+    await checkWritable(node.settings.connstr);
+  };
 }
 
 /** The promotion of `node`, refused unless `lfc`'s prewarm has ended. */
@@ -124,6 +165,7 @@ export function createPromoter(node: ComputeNode, lfc: Lfc): Promoter {
     currentSpec: () => node.parsedSpec,
     connstr: node.settings.connstr,
     prewarmState: () => lfc.prewarmState(),
+    leaveRecovery: leaveRecoveryOf(node),
     installPromotedSpec: (pspec) => node.installPromotedSpec(pspec),
   });
 }

@@ -94,7 +94,8 @@ function elapsedMs(since: number): number {
   return Math.round(performance.now() - since);
 }
 
-function childEnv(pspec: ParsedSpec): Record<string, string> {
+/** The environment of the compute's Postgres: the storage token as `NEON_AUTH_TOKEN`. */
+export function childEnv(pspec: ParsedSpec): Record<string, string> {
   const token = pspec.spec.storage_auth_token;
   return token ? { NEON_AUTH_TOKEN: token } : {};
 }

@@ -1,15 +1,18 @@
 /**
  * `POST /promote` with real streaming replication: a primary compute and a
- * `Replica` compute (a hot standby of the primary through `primary_conninfo`;
- * both timelines are copies of one base image, so they share the system
- * identifier). Writes on the primary, promotion with the primary's flush LSN,
- * then writes on the promoted compute. Also the single flight, the refusals
- * (mode, prewarm state, invalid spec) and the plain-text body errors.
+ * `Replica` compute on the same timeline (a hot standby streaming the
+ * primary's WAL from the safekeepers). Writes on the primary, promotion with
+ * the primary's flush LSN, then writes on the promoted compute, which stays on
+ * timeline 1 and commits through the safekeeper quorum. Also the single
+ * flight, the refusals (mode, prewarm state, invalid spec) and the plain-text
+ * body errors. The failover with the primary killed is in
+ * `promote_durable_test.ts`.
  */
 
 import assert from "node:assert/strict";
 import { type HttpResult, type JsonObject, startCluster } from "../../harness/cluster.ts";
-import { eventually, query } from "./_helpers.ts";
+import type { Safekeeper } from "../../harness/safekeeper.ts";
+import { eventually, query, show } from "./_helpers.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -17,21 +20,30 @@ function assertRequestId(result: HttpResult): void {
   assert.match(result.headers.get("x-request-id") ?? "", UUID);
 }
 
+/**
+ * The spec a promoted replica runs: the replica's, as a primary, with the
+ * safekeepers a primary is given and without its standby lines.
+ */
+function primarySpecOf(replicaSpec: JsonObject, safekeepers: readonly Safekeeper[]): JsonObject {
+  const cluster = replicaSpec.cluster as JsonObject;
+  const conf = String(cluster.postgresql_conf).split("\n")
+    .filter((line) => !/^(primary_conninfo|primary_slot_name|hot_standby)\b/.test(line));
+  return {
+    ...replicaSpec,
+    mode: "Primary",
+    safekeeper_connstrings: safekeepers.map((safekeeper) => safekeeper.address),
+    cluster: { ...cluster, postgresql_conf: conf.join("\n") },
+  };
+}
+
 Deno.test("promote: a replica catches up, becomes primary, takes writes; refusals", async () => {
-  await using cluster = await startCluster({
-    pageservers: 1,
-    computes: [{ id: "primary", postgresqlConf: ["wal_keep_size='1GB'"] }],
-  });
+  await using cluster = await startCluster({ pageservers: 1, computes: [{ id: "primary" }] });
   const primary = cluster.compute("primary");
-  const standbyLines = [
-    `primary_conninfo='host=127.0.0.1 port=${primary.pgPort} user=cloud_admin ` +
-    `application_name=replica'`,
-    "hot_standby=on",
-  ];
   const replica = await cluster.startCompute({
     id: "replica",
-    spec: { mode: "Replica" },
-    postgresqlConf: standbyLines,
+    tenantId: primary.tenantId,
+    timelineId: primary.timelineId,
+    mode: "Replica",
   });
   const [{ recovering }] = await query<{ recovering: boolean }>(
     replica.postgresUrl,
@@ -49,17 +61,7 @@ Deno.test("promote: a replica catches up, becomes primary, takes writes; refusal
     "SELECT pg_current_wal_flush_lsn()::text AS lsn",
   );
 
-  // The spec the promoted compute runs: the replica's, as a primary, without the standby lines.
-  const replicaCluster = replica.spec.cluster as JsonObject;
-  const conf = String(replicaCluster.postgresql_conf);
-  const promotedSpec: JsonObject = {
-    ...replica.spec,
-    mode: "Primary",
-    cluster: {
-      ...replicaCluster,
-      postgresql_conf: standbyLines.reduce((text, line) => text.replace(`${line}\n`, ""), conf),
-    },
-  };
+  const promotedSpec = primarySpecOf(replica.spec, cluster.safekeepers);
   const promote = (target = replica, body: unknown = { spec: promotedSpec, wal_flush_lsn: lsn }) =>
     target.request("POST", "/promote", { body });
 
@@ -124,13 +126,15 @@ Deno.test("promote: a replica catches up, becomes primary, takes writes; refusal
   assert.equal(later.status, 200);
   assert.deepEqual(later.body, first.body);
 
-  // The promoted compute: out of recovery, sees the primary's rows, takes writes, runs the spec.
+  // The promoted compute: out of recovery on timeline 1, sees the primary's rows, takes writes
+  // (each one acknowledged by a quorum of safekeepers), runs the spec.
   const url = replica.postgresUrl;
-  const [{ recovering: after }] = await query<{ recovering: boolean }>(
+  const [{ recovering: after, timeline }] = await query<{ recovering: boolean; timeline: number }>(
     url,
-    "SELECT pg_is_in_recovery() AS recovering",
+    "SELECT pg_is_in_recovery() AS recovering, timeline_id AS timeline FROM pg_control_checkpoint()",
   );
   assert.equal(after, false);
+  assert.equal(timeline, 1);
   await query(url, "INSERT INTO notes VALUES (1001, 'written after promotion')");
   const [{ n }] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM notes");
   assert.equal(n, 1001);
@@ -144,6 +148,7 @@ Deno.test("promote: a replica catches up, becomes primary, takes writes; refusal
     "SELECT current_setting('neon.safekeepers') AS safekeepers",
   );
   assert.equal(safekeepers, cluster.safekeepers.map((sk) => sk.address).join(","));
+  assert.match(await show(url, "synchronous_standby_names"), /^ANY 2 \(/);
   const status = await replica.status();
   assert.equal(status.status, "running");
   assert.equal(status.error, null);
