@@ -9,11 +9,14 @@
 
 import type { ComputeStatus, ComputeStatusResponse } from "../src/api/responses.ts";
 import type { ControlPlane, JsonObject } from "./control_plane.ts";
-import type { Pageserver } from "./pageserver.ts";
+import { type Pageserver, placeTenant } from "./pageserver.ts";
 import type { Safekeeper } from "./safekeeper.ts";
 import type { TimelineStore } from "./timeline_store.ts";
 import type { JwtIssuer } from "./jwt.ts";
-import { relocatedRunFlags } from "./pg_install.ts";
+import { managerCommand } from "./_manager_command.ts";
+import { ownedDir, writeJsonAtomically } from "./_fs.ts";
+import { appendingLog, type NeonExtension, startNeonExtension } from "./neon_extension.ts";
+import { httpRequest, pollStatus, pump, readPostmasterPid } from "./_compute_http.ts";
 import {
   deepMerge,
   defaultComputeCtlConfig,
@@ -66,6 +69,12 @@ export interface ComputeOptions {
   extraArgs?: string[];
   /** The key this compute's JWKS holds and its handle signs tokens with; default the cluster's. */
   jwt?: JwtIssuer;
+  /**
+   * Run the emulated Neon extension beside the manager (`neon_extension.ts`):
+   * it probes the pageserver Postgres names and asks for a refresh when the
+   * tenant is not served there. `true` uses its default interval and back-off.
+   */
+  neonExtension?: { intervalMs?: number; backoffMs?: number } | boolean;
 }
 
 /** An HTTP answer from a compute: status code, raw text and the JSON body if it is JSON. */
@@ -126,6 +135,8 @@ export interface ComputeHandle {
   readonly process: Deno.ChildProcess;
   /** Resolves with the manager's exit code (runuser passes it through; 128+n after signal n). */
   readonly exited: Promise<number>;
+  /** The emulated Neon extension, when {@linkcode ComputeOptions.neonExtension} asked for it. */
+  readonly neonExtension: NeonExtension | undefined;
   /** A connection URL for `user` (default the spec role) on `database` (default the spec db). */
   connectionUrl(options?: { user?: string; password?: string; database?: string }): string;
   /** `GET /status`. */
@@ -178,25 +189,6 @@ export function specPageserver(pageserver: Pageserver): SpecPageserver {
   return { id: pageserver.id, libpqUrl: pageserver.libpqUrl };
 }
 
-/** Creates `path` (mode 0700) owned by `user`. */
-export async function ownedDir(path: string, user: OsUser): Promise<string> {
-  await Deno.mkdir(path, { mode: 0o700 });
-  await Deno.chown(path, user.uid, user.gid);
-  return path;
-}
-
-/** Writes pretty JSON to `path` through a temporary file and a rename, optionally chowned. */
-export async function writeJsonAtomically(
-  path: string,
-  value: unknown,
-  owner?: OsUser,
-): Promise<void> {
-  const temporary = `${path}.${crypto.randomUUID()}.tmp`;
-  await Deno.writeTextFile(temporary, JSON.stringify(value, null, 2) + "\n", { mode: 0o644 });
-  if (owner) await Deno.chown(temporary, owner.uid, owner.gid);
-  await Deno.rename(temporary, path);
-}
-
 /** What {@linkcode launchCompute} needs from the cluster. */
 export interface LaunchContext {
   options: ComputeOptions;
@@ -215,16 +207,24 @@ export interface LaunchContext {
   jwt: JwtIssuer;
   /** False: launch the manager with `INSTANCE_ID` set, which switches its auth off. */
   auth: boolean;
+  /**
+   * Relaunch this compute: a new manager in its directory, on its ports, with
+   * its tokens and `config.json` as they are (no timeline created, nothing
+   * attached, no config written).
+   */
+  previous?: ComputeHandle;
   register(handle: ComputeHandle): void;
 }
 
 /**
- * Creates the compute's timeline (attached on every pageserver), writes its
- * config (and the control plane's answer), launches the manager and returns
- * the handle, registered with the cluster before anything can fail after spawn.
+ * Creates the compute's timeline (attached on its pageserver, see
+ * {@linkcode placeTenant}), writes its config (and the control plane's answer),
+ * launches the manager and returns the handle, registered with the cluster
+ * before anything can fail after spawn. With `context.previous` only the
+ * manager is launched again.
  */
 export async function launchCompute(context: LaunchContext): Promise<ComputeHandle> {
-  const { options, root, user, controlPlane } = context;
+  const { options, root, user, controlPlane, previous } = context;
   const { id, source = "config", empty = false } = options;
   if (!/^[A-Za-z0-9_.-]+$/.test(id)) {
     throw new Error(`compute id ${JSON.stringify(id)}: use letters, digits, '.', '_' or '-'`);
@@ -232,24 +232,24 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   const pageserver = context.pageservers[options.pageserver ?? 0];
   if (!pageserver) throw new Error(`compute ${id}: no pageserver #${options.pageserver ?? 0}`);
 
-  await Deno.mkdir(`${root}/computes`, { recursive: true, mode: 0o711 });
-  const dir = await ownedDir(`${root}/computes/${id}`, user);
+  if (!previous) await Deno.mkdir(`${root}/computes`, { recursive: true, mode: 0o711 });
+  const dir = previous?.dir ?? await ownedDir(`${root}/computes/${id}`, user);
   const pgdata = `${dir}/pgdata`;
   const configPath = `${dir}/config.json`;
   const logPath = `${dir}/compute.log`;
-  const tenantId = options.tenantId ?? randomHexId();
-  const timelineId = options.timelineId ?? randomHexId();
+  const tenantId = previous?.tenantId ?? options.tenantId ?? randomHexId();
+  const timelineId = previous?.timelineId ?? options.timelineId ?? randomHexId();
 
-  if (!context.store.hasTimeline(tenantId, timelineId)) {
+  if (!previous && !context.store.hasTimeline(tenantId, timelineId)) {
     await context.store.createTimeline(tenantId, timelineId);
   }
-  for (const ps of context.pageservers) ps.attach(tenantId);
+  if (!previous) placeTenant(context.pageservers, pageserver, tenantId);
   // As late as possible: someone else may take a port between this and the manager's bind.
-  const pgPort = freePort();
-  const externalPort = freePort();
-  const internalPort = freePort();
+  const pgPort = previous?.pgPort ?? freePort();
+  const externalPort = previous ? portOf(previous.externalHttp) : freePort();
+  const internalPort = previous ? portOf(previous.internalHttp) : freePort();
 
-  const spec = deepMerge(
+  const spec = previous?.spec ?? deepMerge(
     generateComputeSpec({
       computeId: id,
       tenantId,
@@ -265,7 +265,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   );
   const jwt = options.jwt ?? context.jwt;
   const computeCtlConfig = defaultComputeCtlConfig(jwt.publicJwk);
-  const tokens: ComputeTokens = {
+  const tokens: ComputeTokens = previous?.tokens ?? {
     compute: await jwt.signComputeToken(id),
     admin: await jwt.signAdminToken(),
   };
@@ -284,7 +284,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
       );
     }
   };
-  await publish(initialConfig);
+  if (!previous) await publish(initialConfig);
 
   const logFile = await Deno.open(logPath, { create: true, append: true });
   let child: Deno.ChildProcess;
@@ -311,6 +311,18 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
 
   const externalHttp = `http://127.0.0.1:${externalPort}`;
   const internalHttp = `http://127.0.0.1:${internalPort}`;
+  const neonExtension = options.neonExtension
+    ? startNeonExtension({
+      postgresUrl: `postgresql://cloud_admin@127.0.0.1:${pgPort}/postgres`,
+      internalHttp,
+      tenantId,
+      timelineId,
+      ...(options.neonExtension === true ? {} : options.neonExtension),
+      authToken: typeof spec.storage_auth_token === "string" ? spec.storage_auth_token : undefined,
+      log: appendingLog(logPath),
+    })
+    : undefined;
+  exited.then(() => neonExtension?.stop());
   const request = (
     method: string,
     path: string,
@@ -349,6 +361,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   let stopping: Promise<number> | undefined;
   const stop = (timeoutMs = 10_000) =>
     stopping ??= (async () => {
+      await neonExtension?.stop();
       const pid = await findManager();
       if (exitCode === undefined) {
         signalQuietly(pid ?? child.pid, "SIGTERM");
@@ -384,6 +397,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     tokens,
     process: child,
     exited,
+    neonExtension,
     connectionUrl: ({ user: role = SPEC_ROLE.name, password, database = SPEC_DATABASE } = {}) => {
       const auth = password === undefined
         ? encodeURIComponent(role)
@@ -420,153 +434,6 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   return handle;
 }
 
-interface ManagerPaths {
-  dir: string;
-  pgdata: string;
-  configPath: string;
-  pgPort: number;
-  externalPort: number;
-  internalPort: number;
-}
-
-/**
- * The production command line, run as the `postgres` user from the repository
- * root (where `deno.json` defines `-P=compute`), with a clean environment.
- */
-function managerCommand(context: LaunchContext, paths: ManagerPaths): Deno.Command {
-  const { options, controlPlane } = context;
-  const source = options.source ?? "config";
-  const managerArgs = [
-    "--external-http-port",
-    String(paths.externalPort),
-    "--internal-http-port",
-    String(paths.internalPort),
-    "--pgdata",
-    paths.pgdata,
-    "--connstr",
-    `postgresql://cloud_admin@127.0.0.1:${paths.pgPort}/postgres`,
-    ...(source === "config"
-      ? ["--config", paths.configPath]
-      : ["--control-plane-uri", controlPlane.url]),
-    "--pgbin",
-    context.pgbin,
-    "--compute-id",
-    options.id,
-    "--exit-delay-ms",
-    String(options.exitDelayMs ?? context.exitDelayMs),
-    "--external-http-bind",
-    "127.0.0.1",
-    ...(options.extraArgs ?? []),
-  ];
-  const envPairs = Object.entries({
-    HOME: paths.dir,
-    DENO_DIR: context.denoDir,
-    NO_COLOR: "1",
-    ...(context.auth ? {} : { INSTANCE_ID: "" }),
-    ...options.env,
-  }).map(([key, value]) => `${key}=${value}`);
-  return new Deno.Command("runuser", {
-    args: [
-      "-u",
-      context.user.name,
-      "--",
-      "env",
-      ...envPairs,
-      Deno.execPath(),
-      "run",
-      "-P=compute",
-      ...relocatedRunFlags(context.managerRoot, context.pgbin),
-      `${context.managerRoot}/src/main.ts`,
-      ...managerArgs,
-    ],
-    cwd: context.managerRoot,
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function httpRequest(
-  method: string,
-  url: string,
-  body: unknown,
-  headers: Headers,
-): Promise<HttpResult> {
-  if (body !== undefined && !headers.has("content-type")) {
-    headers.set("content-type", "application/json");
-  }
-  const response = await fetch(url, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let parsed: unknown = undefined;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON; `text` has it
-  }
-  return { status: response.status, headers: response.headers, text, body: parsed };
-}
-
-interface PollOptions {
-  status: () => Promise<ComputeStatusResponse>;
-  wanted: readonly ComputeStatus[];
-  timeoutMs: number;
-  exitCode: () => number | undefined;
-  /** Turns a problem into the error message (with the end of `compute.log`). */
-  describe: (problem: string) => Promise<string>;
-}
-
-async function pollStatus(
-  { status, wanted, timeoutMs, exitCode, describe }: PollOptions,
-): Promise<ComputeStatusResponse> {
-  const deadline = Date.now() + timeoutMs;
-  const names = wanted.join("|");
-  let last: ComputeStatusResponse | undefined;
-  let lastError: unknown;
-  while (true) {
-    try {
-      last = await status();
-      lastError = undefined;
-    } catch (error) {
-      lastError = error;
-    }
-    if (last && wanted.includes(last.status)) return last;
-    if (last?.status === "failed") {
-      throw new Error(await describe(`failed while waiting for ${names}: ${last.error}`));
-    }
-    const code = exitCode();
-    if (code !== undefined) {
-      throw new Error(await describe(`exited with code ${code} while waiting for ${names}`));
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(
-        await describe(
-          `reached no ${names} within ${timeoutMs} ms ` +
-            `(last status ${last?.status ?? "unknown"}, last error ${lastError ?? "none"})`,
-        ),
-      );
-    }
-    await sleep(100);
-  }
-}
-
-async function readPostmasterPid(pgdata: string): Promise<number | undefined> {
-  try {
-    const pid = Number((await Deno.readTextFile(`${pgdata}/postmaster.pid`)).split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
-  for await (const chunk of stream) {
-    let written = 0;
-    while (written < chunk.length) written += await file.write(chunk.subarray(written));
-  }
+function portOf(url: string): number {
+  return Number(new URL(url).port);
 }

@@ -54,7 +54,8 @@ export async function runDemo(
       safekeepers: 3,
       exitDelayMs: 1_000,
       auth,
-      computes: [{ id: "compute-1", source: "config" }],
+      // The emulated Neon extension heals the compute when its pageserver stops serving it.
+      computes: [{ id: "compute-1", source: "config", neonExtension: true }],
     });
     await cluster.writeClusterJson(clusterJsonPath);
     const compute = cluster.compute("compute-1");
@@ -82,6 +83,7 @@ function summary(
     "demo cluster is running",
     `  cluster.json    ${clusterJsonPath}`,
     `  control plane   ${cluster.controlPlane.url}`,
+    `  admin API       ${cluster.controlPlane.url}/harness/ (README: "Harness admin API")`,
     ...cluster.pageservers.map((ps) =>
       `  pageserver ${ps.id}    ${ps.libpqUrl}  (http ${ps.httpUrl})`
     ),
@@ -98,6 +100,10 @@ function summary(
     "",
     "ask for its status with:",
     `  curl -s${curlAuth} ${compute.externalHttp}/status`,
+    "",
+    "break and mend the cluster with the admin API, e.g.:",
+    `  curl -s ${cluster.controlPlane.url}/harness/state`,
+    `  curl -s -X POST ${cluster.controlPlane.url}/harness/pageservers/1/kill`,
     "",
     "connect with:",
     `  psql '${compute.postgresUrl}'`,

@@ -5,8 +5,11 @@
  * compute managers launched exactly as production launches them
  * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), each in
  * its own directory with `config.json`, `compute.log` and `pgdata/`.
- * Disposing the cluster stops every process and removes its temporary root,
- * also when the test using it failed.
+ * Pageservers, safekeepers and computes can be stopped, killed and started
+ * again, computes added and tenants migrated (`_cluster_operations.ts`), from
+ * a test or through the admin API the control plane serves under `/harness/`
+ * (`admin_api.ts`). Disposing the cluster stops every process and removes its
+ * temporary root, also when the test using it failed.
  *
  * ```ts
  * await using cluster = await startCluster({ computes: [{ id: "c1" }] });
@@ -22,13 +25,16 @@ import {
   type ComputeHandle,
   type ComputeOptions,
   launchCompute,
-  ownedDir,
+  type LaunchContext,
   REPO_ROOT,
   specPageserver,
-  writeJsonAtomically,
 } from "./_compute.ts";
+import { ownedDir, writeJsonAtomically } from "./_fs.ts";
 import { pageserverConnectionInfo } from "./_compute_spec.ts";
 import { createJwtIssuer, type JwtIssuer } from "./jwt.ts";
+import { type ClusterOperations, clusterOperations } from "./_cluster_operations.ts";
+import { createAdminHandler } from "./admin_api.ts";
+import { HarnessConflictError, HarnessNotFoundError } from "./_errors.ts";
 import {
   assertReadableBy,
   lookupUser,
@@ -55,6 +61,15 @@ export type {
 } from "./_compute.ts";
 export { createJwtIssuer, type JwtIssuer } from "./jwt.ts";
 export type { JsonObject } from "./control_plane.ts";
+export type {
+  ClusterOperations,
+  ComponentAction,
+  ComponentState,
+  MigrationResult,
+  NewComputeMode,
+  TimelineChoice,
+} from "./_cluster_operations.ts";
+export { HarnessBadRequestError, HarnessConflictError, HarnessNotFoundError } from "./_errors.ts";
 
 /** PostgreSQL 15's `postgres` binary, as `--pgbin` gets it. */
 export const DEFAULT_PGBIN = "/usr/lib/postgresql/15/bin/postgres";
@@ -82,7 +97,7 @@ export interface ClusterOptions {
 }
 
 /** A running cluster; `await using` (or `close()`) stops everything and removes `root`. */
-export interface Cluster extends AsyncDisposable {
+export interface Cluster extends AsyncDisposable, ClusterOperations {
   readonly root: string;
   readonly pgbin: string;
   readonly store: TimelineStore;
@@ -94,10 +109,11 @@ export interface Cluster extends AsyncDisposable {
   readonly jwt: JwtIssuer;
   /** `<root>/jwt_private_key.pem`, the PKCS#8 PEM of {@linkcode jwt}'s private key. */
   readonly jwtPrivateKeyPath: string;
+  /** The compute `id` (its current handle); throws {@linkcode HarnessNotFoundError} if none. */
   compute(id: string): ComputeHandle;
   /** Creates the timeline, attaches it everywhere, writes the config and launches the manager. */
   startCompute(options: ComputeOptions): Promise<ComputeHandle>;
-  /** Stops a pageserver early (e.g. "pageserver down"); dispose will not stop it again. */
+  /** Stops a pageserver gracefully (e.g. "pageserver down"); `pageserver.start()` brings it back. */
   stopPageserver(pageserver: Pageserver): Promise<void>;
   /** Stops a safekeeper gracefully; it keeps its WAL and `safekeeper.start()` brings it back. */
   stopSafekeeper(safekeeper: Safekeeper): Promise<void>;
@@ -105,6 +121,8 @@ export interface Cluster extends AsyncDisposable {
   pageserverConnectionInfo(pageserver: Pageserver): JsonObject;
   /** The `cluster.json` document (see {@linkcode writeClusterJson}). */
   clusterJson(): JsonObject;
+  /** The entry of compute `id` in `cluster.json`'s `computes`. */
+  computeJson(id: string): JsonObject;
   /** Writes `cluster.json` (pretty JSON) to `path`. */
   writeClusterJson(path: string): Promise<void>;
   close(): Promise<void>;
@@ -136,9 +154,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const cleanups: (() => Promise<void>)[] = [];
   const computes: ComputeHandle[] = [];
   let closing: Promise<void> | undefined;
+  let detachAdminApi = () => {};
 
   const close = () =>
     closing ??= (async () => {
+      detachAdminApi();
       const errors: unknown[] = [];
       const settle = async (fn: () => Promise<unknown>) => {
         try {
@@ -161,12 +181,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await Deno.writeTextFile(jwtPrivateKeyPath, jwt.privateKeyPem, { mode: 0o600 });
     const store = createTimelineStore({ dir: `${root}/store`, pgbin, compactionThresholdBytes });
     cleanups.push(() => store.close());
-    const stoppers = new Map<Pageserver, () => Promise<void>>();
     const pageservers: Pageserver[] = [];
     for (let id = 1; id <= pageserverCount; id++) {
       const pageserver = startPageserver({ id, store });
-      stoppers.set(pageserver, once(() => pageserver.close()));
-      cleanups.push(stoppers.get(pageserver)!);
+      cleanups.push(() => pageserver.close());
       pageservers.push(pageserver);
     }
     const safekeepers: Safekeeper[] = [];
@@ -180,40 +198,54 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       cleanups.push(() => safekeeper.close());
       safekeepers.push(safekeeper);
     }
-    const stopPageserver = (server: Pageserver) => {
-      const stopper = stoppers.get(server);
-      if (!stopper) throw new Error("not a pageserver of this cluster");
-      return stopper();
+    const stopPageserver = async (server: Pageserver) => {
+      if (!pageservers.includes(server)) throw new Error("not a pageserver of this cluster");
+      await server.stop();
     };
     const controlPlane = await startControlPlane();
     cleanups.push(() => controlPlane.close());
 
+    const launchOptions = new Map<string, ComputeOptions>();
+    const exited = new WeakSet<ComputeHandle>();
+    const launchContext = (
+      computeOptions: ComputeOptions,
+      register: (handle: ComputeHandle) => void,
+    ): LaunchContext => ({
+      options: computeOptions,
+      root,
+      denoDir,
+      managerRoot,
+      user,
+      pgbin,
+      exitDelayMs,
+      store,
+      pageservers,
+      safekeepers,
+      controlPlane,
+      jwt,
+      auth,
+      register: (handle) => {
+        handle.exited.then(() => exited.add(handle));
+        register(handle);
+      },
+    });
+
     const startCompute = async (computeOptions: ComputeOptions): Promise<ComputeHandle> => {
       if (computes.some((compute) => compute.id === computeOptions.id)) {
-        throw new Error(`compute ${computeOptions.id} already exists in this cluster`);
+        throw new HarnessConflictError(
+          `compute ${computeOptions.id} already exists in this cluster`,
+        );
       }
+      launchOptions.set(computeOptions.id, computeOptions);
       const waitFor = computeOptions.waitFor !== undefined
         ? computeOptions.waitFor
         : computeOptions.empty
         ? "empty"
         : "running";
       for (let attempt = 1;; attempt++) {
-        const compute = await launchCompute({
-          options: computeOptions,
-          root,
-          denoDir,
-          managerRoot,
-          user,
-          pgbin,
-          exitDelayMs,
-          store,
-          pageservers,
-          safekeepers,
-          controlPlane,
-          jwt,
-          auth,
-          register: (handle) => computes.push(handle),
-        });
+        const compute = await launchCompute(
+          launchContext(computeOptions, (handle) => computes.push(handle)),
+        );
         if (waitFor === null) return compute;
         try {
           await compute.waitForStatus(waitFor, computeOptions.startTimeoutMs ?? 60_000);
@@ -228,24 +260,39 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       }
     };
 
+    /** A new manager for `previous`, in its place in `computes`, once it is up. */
+    const relaunchCompute = async (previous: ComputeHandle): Promise<ComputeHandle> => {
+      const computeOptions = launchOptions.get(previous.id) ?? { id: previous.id };
+      const compute = await launchCompute({
+        ...launchContext(computeOptions, (handle) => {
+          const index = computes.indexOf(previous);
+          if (index === -1) computes.push(handle);
+          else computes[index] = handle;
+        }),
+        previous,
+      });
+      const { spec } = await compute.readConfig();
+      await compute.waitForStatus(
+        spec === null ? "empty" : "running",
+        computeOptions.startTimeoutMs ?? 60_000,
+      );
+      return compute;
+    };
+
     const clusterJson = (): JsonObject => ({
       control_plane: { url: controlPlane.url },
       pageservers: pageservers.map((ps) => ({ id: ps.id, libpq: ps.libpqUrl, http: ps.httpUrl })),
       safekeepers: safekeepers.map((sk) => ({ id: sk.id, address: sk.address })),
-      computes: computes.map((compute) => ({
-        id: compute.id,
-        tenant_id: compute.tenantId,
-        timeline_id: compute.timelineId,
-        postgres: compute.postgresUrl,
-        external_http: compute.externalHttp,
-        internal_http: compute.internalHttp,
-        config_path: compute.configPath,
-        log_path: compute.logPath,
-        pgdata: compute.pgdata,
-        tokens: { ...compute.tokens },
-      })),
+      computes: computes.map(computeEntry),
       jwt_private_key: jwtPrivateKeyPath,
     });
+    const findCompute = (id: string) => {
+      const found = computes.find((compute) => compute.id === id);
+      if (!found) {
+        throw new HarnessNotFoundError(`no compute ${JSON.stringify(id)} in this cluster`);
+      }
+      return found;
+    };
 
     const cluster: Cluster = {
       root,
@@ -257,21 +304,29 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       computes,
       jwt,
       jwtPrivateKeyPath,
-      compute: (id) => {
-        const found = computes.find((compute) => compute.id === id);
-        if (!found) throw new Error(`no compute ${JSON.stringify(id)} in this cluster`);
-        return found;
-      },
+      compute: findCompute,
       startCompute,
       stopPageserver,
       stopSafekeeper: (safekeeper) => safekeeper.stop(),
       pageserverConnectionInfo: (ps) => pageserverConnectionInfo(specPageserver(ps)),
       clusterJson,
+      computeJson: (id) => computeEntry(findCompute(id)),
       writeClusterJson: (path) => writeJsonAtomically(path, clusterJson()),
+      ...clusterOperations({
+        store,
+        pageservers,
+        safekeepers,
+        computes,
+        startCompute,
+        relaunchCompute,
+        hasExited: (handle) => exited.has(handle),
+      }),
       close,
       [Symbol.asyncDispose]: close,
     };
-    for (const compute of computeOptions) await startCompute(compute);
+    controlPlane.setAdminHandler(createAdminHandler(cluster));
+    detachAdminApi = () => controlPlane.setAdminHandler(null);
+    for (const initial of computeOptions) await startCompute(initial);
     return cluster;
   } catch (error) {
     await close().catch((cleanupError) => {
@@ -341,7 +396,18 @@ async function stageManagerCopy(user: OsUser): Promise<string> {
   return dir;
 }
 
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let result: Promise<void> | undefined;
-  return () => result ??= fn();
+/** A compute's entry in `cluster.json`. */
+function computeEntry(compute: ComputeHandle): JsonObject {
+  return {
+    id: compute.id,
+    tenant_id: compute.tenantId,
+    timeline_id: compute.timelineId,
+    postgres: compute.postgresUrl,
+    external_http: compute.externalHttp,
+    internal_http: compute.internalHttp,
+    config_path: compute.configPath,
+    log_path: compute.logPath,
+    pgdata: compute.pgdata,
+    tokens: { ...compute.tokens },
+  };
 }

@@ -4,6 +4,8 @@
  * `GET /compute/api/v2/computes/{compute_id}/spec`, answering each compute with
  * whatever the test set last: an empty (pooled) compute, an attached spec, a
  * bare HTTP error, or a body that does not decode. Unknown computes get 404.
+ * Requests under `/harness/` go to the handler given to
+ * {@linkcode ControlPlane.setAdminHandler} (the cluster's admin API).
  */
 
 /** A JSON object as the control plane sends it; left unchecked so tests can send bad specs. */
@@ -30,6 +32,9 @@ export interface ControlPlaneRequest {
   authorization: string | null;
 }
 
+/** Serves one request of the harness admin API. */
+export type AdminHandler = (request: Request) => Response | Promise<Response>;
+
 /** A running fake control plane; `close()` stops it. */
 export interface ControlPlane extends AsyncDisposable {
   /** Base URI to pass as `--control-plane-uri`, e.g. `http://127.0.0.1:41234`. */
@@ -42,10 +47,13 @@ export interface ControlPlane extends AsyncDisposable {
   requests(computeId: string): number;
   /** Every spec request for `computeId`, oldest first. */
   requestLog(computeId: string): readonly ControlPlaneRequest[];
+  /** Serves every path under `/harness/` with `handler` from now on (null: 404 again). */
+  setAdminHandler(handler: AdminHandler | null): void;
   close(): Promise<void>;
 }
 
 const SPEC_PATH = new URLPattern({ pathname: "/compute/api/v2/computes/:computeId/spec" });
+const ADMIN_PREFIX = "/harness/";
 
 /** Starts the fake control plane on a free loopback port. */
 export function startControlPlane(
@@ -53,9 +61,13 @@ export function startControlPlane(
 ): Promise<ControlPlane> {
   const answers = new Map<string, ControlPlaneAnswer>();
   const log = new Map<string, ControlPlaneRequest[]>();
+  let adminHandler: AdminHandler | null = null;
 
-  const handler = (request: Request): Response => {
+  const handler = (request: Request): Response | Promise<Response> => {
     const url = new URL(request.url);
+    if (adminHandler !== null && url.pathname.startsWith(ADMIN_PREFIX)) {
+      return adminHandler(request);
+    }
     const match = SPEC_PATH.exec({ pathname: url.pathname });
     if (!match || request.method !== "GET") {
       return Response.json({ error: `no route for ${request.method} ${url.pathname}` }, {
@@ -86,6 +98,7 @@ export function startControlPlane(
     removeAnswer: (computeId) => void answers.delete(computeId),
     requests: (computeId) => log.get(computeId)?.length ?? 0,
     requestLog: (computeId) => [...(log.get(computeId) ?? [])],
+    setAdminHandler: (next) => void (adminHandler = next),
     close,
     [Symbol.asyncDispose]: close,
   });

@@ -4,27 +4,36 @@
  * §A.1–A.3, A.6, A.9) and an HTTP `/metrics` endpoint.
  *
  * libpq: trust, or a JWT as cleartext password when `jwtPublicKey` is given.
- * Commands: `basebackup <tenant> <timeline> [<lsn>|latest] [--gzip] [--replica]`
+ * Commands (parsed in `pageserver_command.ts`):
+ * `basebackup <tenant> <timeline> [<lsn>|latest] [--gzip] [--replica]`
  * (CopyOut of the timeline's tar at that LSN: a base image plus the WAL that takes
  * it there, see `timeline_store.ts`; then CommandComplete `SELECT 1`),
  * `fullbackup` (the same, never gzip), `lease lsn <tenant_shard_id> <timeline> <lsn>`
- * (one `valid_until` row; NULL when the LSN is behind the GC cutoff), `set …` (no-op), and `pagestream_v2|v3` (opened, every
+ * (one `valid_until` row; NULL when the LSN is behind the GC cutoff), `set …`
+ * (no-op), and `pagestream_v2|v3` (opened, every
  * request answered with a pagestream error: vanilla PostgreSQL never reads pages
  * from here, but probes can see whether the tenant is attached). A tenant that is
  * not attached here (absent or secondary) gets ErrorResponse `not found` and bumps
  * `pageserver_misrouted_pagestream_requests_total`.
+ *
+ * It can go down and come back: {@linkcode Pageserver.stop} refuses new work,
+ * lets running commands finish and closes; {@linkcode Pageserver.kill} drops
+ * every connection at once; {@linkcode Pageserver.start} listens again on the
+ * same ports. Which tenants it holds (attached or secondary) is the storage
+ * controller's knowledge and survives both, as does the misrouted counter.
  */
 
 import type { JWK } from "jose";
-import { type Lsn, parseLsn } from "../src/api/lsn.ts";
 import {
   checkTenantPermission,
   jwtAuthenticator,
   type NeonClaims,
   type PgConnection,
   PgError,
+  type PgServer,
   startPgServer,
 } from "./pgwire.ts";
+import { type PageserverCommand, parsePageserverCommand } from "./pageserver_command.ts";
 import {
   LsnBeforeCutoffError,
   LsnNotReachedError,
@@ -32,10 +41,16 @@ import {
   type TimelineStore,
 } from "./timeline_store.ts";
 
-const ID_PATTERN = /^[0-9a-f]{32}$/i;
+export {
+  CommandParseError,
+  type PageserverCommand,
+  parsePageserverCommand,
+} from "./pageserver_command.ts";
+
 const DEFAULT_LEASE_MS = 10 * 60 * 1000;
 const COPY_CHUNK = 64 * 1024;
 const MISROUTED_METRIC = "pageserver_misrouted_pagestream_requests_total";
+const DEFAULT_DRAIN_MS = 10_000;
 
 /** Options of {@link startPageserver}. */
 export interface PageserverOptions {
@@ -45,7 +60,12 @@ export interface PageserverOptions {
   jwtPublicKey?: CryptoKey | JWK;
   /** Length of an LSN lease; 10 minutes by default. */
   leaseDurationMs?: number;
+  /** How long {@linkcode Pageserver.stop} waits for running commands; 10 s by default. */
+  drainTimeoutMs?: number;
 }
+
+/** What a pageserver holds of a tenant: served (`attached`), kept warm (`secondary`), or nothing. */
+export type TenantState = "attached" | "secondary" | null;
 
 /** A running fake pageserver. */
 export interface Pageserver extends AsyncDisposable {
@@ -61,165 +81,34 @@ export interface Pageserver extends AsyncDisposable {
   detach(tenantId: string): void;
   /** Keep the tenant only as a secondary location (requests get `not found`). */
   setSecondary(tenantId: string): void;
-  /** Current value of `pageserver_misrouted_pagestream_requests_total`. */
+  /** What it holds of the tenant; kept while it is stopped. */
+  tenantState(tenantId: string): TenantState;
+  /** Current value of `pageserver_misrouted_pagestream_requests_total` (kept across restarts). */
   readonly misroutedRequests: number;
+  /** Whether it listens (false between `stop`/`kill` and `start`, and once closed). */
+  readonly running: boolean;
+  /**
+   * Graceful: new connections and queries get `pageserver is shutting down`,
+   * running basebackups and leases finish (up to `drainTimeoutMs`), then every
+   * connection, pagestreams included, is closed. No-op when not running.
+   */
+  stop(): Promise<void>;
+  /** Drops every connection at once, mid-stream. No-op when not running. */
+  kill(): Promise<void>;
+  /** Listens again on the same libpq and HTTP ports; no-op when running, throws once closed. */
+  start(): Promise<void>;
+  /** Stops it for good (as `kill`), once every connection's handler has finished. */
   close(): Promise<void>;
 }
 
-/** A parsed pageserver query (reference §A.2). */
-export type PageserverCommand =
-  | {
-    kind: "basebackup";
-    tenantId: string;
-    timelineId: string;
-    lsn: Lsn | null;
-    gzip: boolean;
-    replica: boolean;
-  }
-  | { kind: "fullbackup"; tenantId: string; timelineId: string; lsn: Lsn | null }
-  | {
-    kind: "lease_lsn";
-    tenantId: string;
-    shard: { number: number; count: number } | null;
-    timelineId: string;
-    lsn: Lsn;
-  }
-  | { kind: "pagestream"; version: 2 | 3; tenantId: string; timelineId: string }
-  | { kind: "set" };
-
-/** A query the pageserver cannot parse; the message is what the client gets. */
-export class CommandParseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CommandParseError";
-  }
-}
-
-/**
- * Parses a pageserver query by Neon's rules: the first word is case-insensitive,
- * arguments are split on whitespace, a query without a space is "cannot parse
- * query". Throws {@link CommandParseError} with Neon's messages.
- */
-export function parsePageserverCommand(query: string): PageserverCommand {
-  const text = query.trim();
-  const space = text.indexOf(" ");
-  if (space === -1) throw new CommandParseError(`cannot parse query: ${text}`);
-  const command = text.slice(0, space);
-  const rest = text.slice(space + 1);
-  switch (command.toLowerCase()) {
-    case "basebackup":
-      return parseBasebackup(rest);
-    case "fullbackup":
-      return parseFullbackup(rest);
-    case "pagestream_v2":
-    case "pagestream_v3":
-      return parsePagestream(command.toLowerCase().endsWith("2") ? 2 : 3, rest);
-    case "lease":
-      return parseLease(command, rest);
-    case "set":
-      return { kind: "set" };
-    default:
-      throw new CommandParseError(`unsupported command ${command} in ${text}`);
-  }
-}
-
-function parseBasebackup(rest: string): PageserverCommand {
-  const params = rest.split(/\s+/).filter((word) => word !== "");
-  if (params.length < 2) {
-    throw new CommandParseError(`invalid number of parameters for basebackup command: ${rest}`);
-  }
-  const tenantId = parseId("tenant", params[0]);
-  const timelineId = parseId("timeline", params[1]);
-  let lsn: Lsn | null = null;
-  let flagsFrom = 2;
-  const third = params[2];
-  if (third === "latest") {
-    flagsFrom = 3;
-  } else if (third !== undefined && !third.startsWith("--")) {
-    lsn = parseLsnParam(third);
-    flagsFrom = 3;
-  }
-  const flags = { gzip: false, replica: false };
-  for (const param of params.slice(flagsFrom)) {
-    const flag = param === "--gzip" ? "gzip" : param === "--replica" ? "replica" : null;
-    if (flag === null) {
-      throw new CommandParseError(`invalid parameter for basebackup command: ${param}`);
-    }
-    if (flags[flag]) {
-      throw new CommandParseError(`duplicate parameter for basebackup command: ${param}`);
-    }
-    flags[flag] = true;
-  }
-  return { kind: "basebackup", tenantId, timelineId, lsn, ...flags };
-}
-
-function parseFullbackup(rest: string): PageserverCommand {
-  const params = rest.split(/\s+/).filter((word) => word !== "");
-  if (params.length < 2 || params.length > 4) {
-    throw new CommandParseError(`invalid number of parameters for fullbackup command: ${rest}`);
-  }
-  const tenantId = parseId("tenant", params[0]);
-  const timelineId = parseId("timeline", params[1]);
-  const lsn = params[2] === undefined ? null : parseLsnParam(params[2]);
-  if (params[3] !== undefined) parseLsnParam(params[3]);
-  return { kind: "fullbackup", tenantId, timelineId, lsn };
-}
-
-function parsePagestream(version: 2 | 3, rest: string): PageserverCommand {
-  const params = rest.split(/\s+/).filter((word) => word !== "");
-  if (params.length !== 2) {
-    throw new CommandParseError(`invalid number of parameters for pagestream command: ${rest}`);
-  }
-  return {
-    kind: "pagestream",
-    version,
-    tenantId: parseId("tenant", params[0]),
-    timelineId: parseId("timeline", params[1]),
-  };
-}
-
-function parseLease(command: string, rest: string): PageserverCommand {
-  const space = rest.indexOf(" ");
-  if (space === -1 || rest.slice(0, space).toLowerCase() !== "lsn") {
-    throw new CommandParseError(`invalid lease command: ${command}`);
-  }
-  const other = rest.slice(space + 1);
-  const params = other.split(/\s+/).filter((word) => word !== "");
-  if (params.length !== 3) {
-    throw new CommandParseError(`invalid number of parameters for lease lsn command: ${other}`);
-  }
-  const [tenantPart, shardPart] = params[0].split("-", 2);
-  const tenantId = parseId("tenant", tenantPart);
-  const shard = shardPart === undefined ? null : parseShardSuffix(params[0], shardPart);
-  return {
-    kind: "lease_lsn",
-    tenantId,
-    shard,
-    timelineId: parseId("timeline", params[1]),
-    lsn: parseLsnParam(params[2]),
-  };
-}
-
-function parseShardSuffix(whole: string, suffix: string): { number: number; count: number } {
-  if (!/^[0-9a-f]{4}$/i.test(suffix)) {
-    throw new CommandParseError(`Failed to parse tenant id from ${whole}: invalid shard suffix`);
-  }
-  return { number: parseInt(suffix.slice(0, 2), 16), count: parseInt(suffix.slice(2), 16) };
-}
-
-function parseId(kind: "tenant" | "timeline", text: string): string {
-  if (!ID_PATTERN.test(text)) {
-    throw new CommandParseError(`Failed to parse ${kind} id from ${text}: not a 32-digit hex id`);
-  }
-  return text.toLowerCase();
-}
-
-function parseLsnParam(text: string): Lsn {
-  try {
-    return parseLsn(text);
-  } catch {
-    throw new CommandParseError(`Failed to parse lsn from ${text}`);
-  }
+/** One listening period of a pageserver, from `start` to `stop`/`kill`. */
+interface Life {
+  pg: PgServer;
+  http: Deno.HttpServer<Deno.NetAddr>;
+  /** Set by a graceful stop: refuse new connections and queries. */
+  draining: boolean;
+  /** Basebackups and leases in progress (pagestreams never finish by themselves). */
+  commands: Set<Promise<void>>;
 }
 
 /**
@@ -231,34 +120,118 @@ export function startPageserver(options: PageserverOptions): Pageserver {
   const counters = { misrouted: 0 };
   const ctx: ServeContext = { options, tenants, counters };
   const authenticate = options.jwtPublicKey ? jwtAuthenticator(options.jwtPublicKey) : undefined;
-  const pg = startPgServer<NeonClaims>({
-    authenticate,
-    handleConnection: (conn) => {
-      const session: Session = { conn, pinnedTenant: null };
-      return (query) => handleQuery(ctx, session, query);
-    },
-  });
-  const http = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request) => serveHttp(request, counters),
-  );
-  const close = async () => {
-    await Promise.all([pg.close(), http.shutdown()]);
+  const ports = { libpq: 0, http: 0 };
+  let life: Life | null = null;
+  let halting: Promise<void> = Promise.resolve();
+  /** Handlers of killed connections still winding down (e.g. a basebackup waiting for WAL). */
+  const lingering = new Set<Promise<void>>();
+  let closed = false;
+
+  const launch = () => {
+    const current: Life = {
+      pg: undefined as unknown as PgServer,
+      http: undefined as unknown as Deno.HttpServer<Deno.NetAddr>,
+      draining: false,
+      commands: new Set(),
+    };
+    current.pg = startPgServer<NeonClaims>({
+      port: ports.libpq,
+      authenticate,
+      handleConnection: (conn) => {
+        if (current.draining) throw shuttingDown();
+        const session: Session = { conn, pinnedTenant: null };
+        return (query) => runQuery(ctx, current, session, query);
+      },
+    });
+    current.http = Deno.serve(
+      { hostname: "127.0.0.1", port: ports.http, onListen: () => {} },
+      (request) => serveHttp(request, counters),
+    );
+    ports.libpq = current.pg.port;
+    ports.http = current.http.addr.port;
+    life = current;
   };
+
+  const halt = (graceful: boolean) => {
+    const current = life;
+    if (current === null) return halting;
+    life = null;
+    const previous = halting;
+    halting = (async () => {
+      await previous;
+      if (graceful) {
+        current.draining = true;
+        await settledWithin([...current.commands], options.drainTimeoutMs ?? DEFAULT_DRAIN_MS);
+        await Promise.all([current.pg.close(), current.http.shutdown()]);
+        return;
+      }
+      // The listener and every socket close at once; handlers finish on their own.
+      const closing = current.pg.close();
+      lingering.add(closing);
+      closing.finally(() => lingering.delete(closing));
+      await current.http.shutdown();
+    })();
+    return halting;
+  };
+
+  const close = async () => {
+    closed = true;
+    await halt(false);
+    await Promise.allSettled([...lingering]);
+  };
+
+  launch();
   return {
     id: options.id,
-    port: pg.port,
-    libpqUrl: `postgresql://no_user@127.0.0.1:${pg.port}`,
-    httpUrl: `http://127.0.0.1:${http.addr.port}`,
+    port: ports.libpq,
+    libpqUrl: `postgresql://no_user@127.0.0.1:${ports.libpq}`,
+    httpUrl: `http://127.0.0.1:${ports.http}`,
     attach: (tenantId) => void tenants.set(tenantId.toLowerCase(), "attached"),
     detach: (tenantId) => void tenants.delete(tenantId.toLowerCase()),
     setSecondary: (tenantId) => void tenants.set(tenantId.toLowerCase(), "secondary"),
+    tenantState: (tenantId) => tenants.get(tenantId.toLowerCase()) ?? null,
     get misroutedRequests() {
       return counters.misrouted;
+    },
+    get running() {
+      return life !== null;
+    },
+    stop: () => halt(true),
+    kill: () => halt(false),
+    start: async () => {
+      if (closed) throw new Error(`pageserver ${options.id} is closed`);
+      await halting;
+      if (life === null) launch();
     },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+function shuttingDown(): PgError {
+  return new PgError("pageserver is shutting down", { fatal: true });
+}
+
+/** Runs one query, counting basebackups and leases as work a graceful stop waits for. */
+async function runQuery(ctx: ServeContext, life: Life, session: Session, query: string) {
+  if (life.draining) throw shuttingDown();
+  const running = handleQuery(ctx, session, query);
+  if (!/^\s*pagestream/i.test(query)) {
+    life.commands.add(running);
+    running.catch(() => {}).finally(() => life.commands.delete(running));
+  }
+  await running;
+}
+
+/** Resolves once every promise settled, or after `timeoutMs`, whichever comes first. */
+async function settledWithin(promises: Promise<unknown>[], timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+  try {
+    await Promise.race([Promise.allSettled(promises), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 interface ServeContext {
@@ -438,4 +411,20 @@ function pagestreamError(version: 2 | 3, request: Uint8Array): Uint8Array {
   out.set(echo, 1);
   out.set(text, 1 + echo.length);
   return out;
+}
+
+/**
+ * Attaches the tenant on `attached` and keeps it as a secondary on every
+ * pageserver that does not know it yet: a storage controller's placement of
+ * a new tenant (one attached location, secondaries elsewhere).
+ */
+export function placeTenant(
+  pageservers: readonly Pageserver[],
+  attached: Pageserver,
+  tenantId: string,
+): void {
+  for (const ps of pageservers) {
+    if (ps === attached) ps.attach(tenantId);
+    else if (ps.tenantState(tenantId) === null) ps.setSecondary(tenantId);
+  }
 }

@@ -8,7 +8,8 @@
  * Why not `npm:pg`: a walreceiver must read CopyData while it writes standby
  * status updates on the same socket, and must be able to drop the connection at
  * once (a killed safekeeper); a few framed messages over `Deno.connect` do both
- * without adapting a Node stream.
+ * without adapting a Node stream. With `replication: false` the same client
+ * opens a normal session (the emulated Neon extension's pagestream probe).
  */
 
 import { concatBytes, createByteReader, cstring, frame, int32, splitCStrings } from "./_wire.ts";
@@ -39,6 +40,10 @@ export interface ReplicationConnectOptions {
   password?: string;
   /** Gives up connecting (and logging in) after this long; default 5 s. */
   connectTimeoutMs?: number;
+  /** False opens a normal session (no `replication` parameter); default true. */
+  replication?: boolean;
+  /** The `database` startup parameter; default `replication`, or the user for a normal session. */
+  database?: string;
 }
 
 /** What a simple query returned: column names, text rows and the command tag. */
@@ -61,7 +66,8 @@ export interface ReplicationConnection extends Disposable {
 }
 
 /**
- * Opens a physical replication connection (`replication=true`) and logs in.
+ * Opens a physical replication connection (`replication=true`, unless the
+ * options ask for a normal session) and logs in.
  * Rejects with {@linkcode PgServerError} when the server refuses.
  */
 export async function connectReplication(
@@ -196,12 +202,13 @@ function createConnection(socket: Deno.TcpConn): Internals {
 }
 
 async function login(connection: Internals, options: ReplicationConnectOptions): Promise<void> {
+  const replication = options.replication ?? true;
   const params: [string, string][] = [
     ["user", options.user],
-    ["database", "replication"],
-    ["replication", "true"],
+    ["database", options.database ?? (replication ? "replication" : options.user)],
     ["application_name", options.applicationName],
   ];
+  if (replication) params.push(["replication", "true"]);
   if (options.options) params.push(["options", options.options]);
   const body = concatBytes([
     int32(PROTOCOL_V3),

@@ -38,8 +38,7 @@ import { runWalReceiver } from "./safekeeper_receiver.ts";
 import { sendWal } from "./safekeeper_sender.ts";
 import { openTimelineWal, type TimelineWal } from "./safekeeper_wal.ts";
 import type { TimelineStore } from "./timeline_store.ts";
-
-const ID_PATTERN = /^[0-9a-f]{32}$/i;
+import { isHexId } from "../src/api/ids.ts";
 
 /** Options of {@link startSafekeeper}. */
 export interface SafekeeperOptions {
@@ -369,7 +368,7 @@ function timelineFromStartup(options: string): { tenantId?: string; timelineId?:
 }
 
 function parseId(key: string, value: string): string {
-  if (!ID_PATTERN.test(value)) {
+  if (!isHexId(value)) {
     throw new PgError(`failed to parse ${key}=${value}`, { fatal: true });
   }
   return value.toLowerCase();

@@ -36,12 +36,12 @@ import {
   type WalSourceAddress,
 } from "./timeline_history.ts";
 import type { Pack } from "tar-stream";
+import { isHexId } from "../src/api/ids.ts";
 
 export type { Term, WalSourceAddress } from "./timeline_history.ts";
 export { BASEBACKUP_EXCLUDED_FILES } from "./basebackup_tar.ts";
 export { LsnBeforeCutoffError, LsnNotReachedError } from "./timeline_basebackup.ts";
 
-const ID_PATTERN = /^[0-9a-f]{32}$/;
 const DEFAULT_WAIT_LSN_TIMEOUT_MS = 10_000;
 
 /** Options of {@link createTimelineStore}. */
@@ -438,6 +438,8 @@ function timelineKey(tenantId: string, timelineId: string): string {
 
 function validateIds(tenantId: string, timelineId: string): void {
   for (const id of [tenantId, timelineId]) {
-    if (!ID_PATTERN.test(id)) throw new Error(`invalid id ${JSON.stringify(id)}: need 32 hex`);
+    if (!isHexId(id) || id !== id.toLowerCase()) {
+      throw new Error(`invalid id ${JSON.stringify(id)}: need 32 lower-case hex digits`);
+    }
   }
 }

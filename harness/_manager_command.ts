@@ -1,0 +1,91 @@
+/**
+ * @module
+ * How the harness launches a compute manager: the production command line
+ * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), run from
+ * the repository root (where `deno.json` defines `-P=compute`) with a clean
+ * environment.
+ */
+
+import type { ControlPlane } from "./control_plane.ts";
+import type { ComputeOptions } from "./_compute.ts";
+import type { OsUser } from "./_processes.ts";
+import { relocatedRunFlags } from "./pg_install.ts";
+
+/** Where one compute lives and listens. */
+export interface ManagerPaths {
+  dir: string;
+  pgdata: string;
+  configPath: string;
+  pgPort: number;
+  externalPort: number;
+  internalPort: number;
+}
+
+/** What the command line depends on besides the paths. */
+export interface ManagerLaunch {
+  options: ComputeOptions;
+  controlPlane: ControlPlane;
+  pgbin: string;
+  exitDelayMs: number;
+  denoDir: string;
+  managerRoot: string;
+  user: OsUser;
+  /** False: `INSTANCE_ID` is set, which switches the manager's JWT check off. */
+  auth: boolean;
+}
+
+/** The manager's command: compute_ctl's flags, as `neon_local` passes them. */
+export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Deno.Command {
+  const { options, controlPlane } = context;
+  const source = options.source ?? "config";
+  const managerArgs = [
+    "--external-http-port",
+    String(paths.externalPort),
+    "--internal-http-port",
+    String(paths.internalPort),
+    "--pgdata",
+    paths.pgdata,
+    "--connstr",
+    `postgresql://cloud_admin@127.0.0.1:${paths.pgPort}/postgres`,
+    ...(source === "config"
+      ? ["--config", paths.configPath]
+      : ["--control-plane-uri", controlPlane.url]),
+    "--pgbin",
+    context.pgbin,
+    "--compute-id",
+    options.id,
+    "--exit-delay-ms",
+    String(options.exitDelayMs ?? context.exitDelayMs),
+    "--external-http-bind",
+    "127.0.0.1",
+    ...(options.extraArgs ?? []),
+  ];
+  const envPairs = Object.entries({
+    HOME: paths.dir,
+    DENO_DIR: context.denoDir,
+    NO_COLOR: "1",
+    ...(context.auth ? {} : { INSTANCE_ID: "" }),
+    ...options.env,
+  }).map(([key, value]) => `${key}=${value}`);
+  return new Deno.Command("runuser", {
+    args: [
+      "-u",
+      context.user.name,
+      "--",
+      "env",
+      ...envPairs,
+      Deno.execPath(),
+      "run",
+      "-P=compute",
+      ...relocatedRunFlags(context.managerRoot, context.pgbin),
+      `${context.managerRoot}/src/main.ts`,
+      ...managerArgs,
+    ],
+    cwd: context.managerRoot,
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
