@@ -85,3 +85,44 @@ export function createByteReader(socket: Deno.Conn, chunkSize = 64 * 1024): Byte
     },
   };
 }
+
+/**
+ * Splits a startup `options` string into `key=value` pairs the way Neon does:
+ * whitespace-separated tokens (a backslash escapes the next character), a bare
+ * `-c` token skipped, a `-c` prefix stripped (`-ckey=value`), tokens without `=`
+ * ignored. `"-c timeline_id=T tenant_id=X"` yields both keys.
+ */
+export function startupOptionPairs(options: string): Map<string, string> {
+  const pairs = new Map<string, string>();
+  for (const token of splitOptionTokens(options)) {
+    if (token === "-c") continue;
+    const setting = token.startsWith("-c") ? token.slice(2) : token;
+    const eq = setting.indexOf("=");
+    if (eq <= 0) continue;
+    pairs.set(setting.slice(0, eq), setting.slice(eq + 1));
+  }
+  return pairs;
+}
+
+function splitOptionTokens(options: string): string[] {
+  const tokens: string[] = [];
+  let current = "";
+  let inToken = false;
+  for (let i = 0; i < options.length; i++) {
+    const ch = options[i];
+    if (/\s/.test(ch)) {
+      if (inToken) tokens.push(current);
+      current = "";
+      inToken = false;
+      continue;
+    }
+    inToken = true;
+    if (ch === "\\" && i + 1 < options.length) {
+      current += options[++i];
+    } else {
+      current += ch;
+    }
+  }
+  if (inToken) tokens.push(current);
+  return tokens;
+}

@@ -24,15 +24,8 @@
  */
 
 import type { JWK } from "jose";
-import {
-  checkTenantPermission,
-  jwtAuthenticator,
-  type NeonClaims,
-  type PgConnection,
-  PgError,
-  type PgServer,
-  startPgServer,
-} from "./pgwire.ts";
+import { type PgConnection, PgError, type PgServer, startPgServer } from "./pgwire.ts";
+import { checkTenantPermission, jwtAuthenticator, type NeonClaims } from "./neon_auth.ts";
 import { type PageserverCommand, parsePageserverCommand } from "./pageserver_command.ts";
 import {
   LsnBeforeCutoffError,

@@ -21,17 +21,24 @@
  * written against Deno's own TCP API instead.
  */
 
-import { importJWK, type JWK, jwtVerify } from "jose";
 import {
   type ByteReader,
   concatBytes,
   createByteReader,
   cstring,
   frame,
-  int16,
-  int32,
   splitCStrings,
 } from "./_wire.ts";
+import {
+  authenticationMessage,
+  dataRow,
+  errorResponse,
+  firstCString,
+  parameterStatus,
+  READY_FOR_QUERY,
+  rowDescription,
+} from "./_backend_messages.ts";
+export { startupOptionPairs } from "./_wire.ts";
 
 const SSL_REQUEST_CODE = 80877103;
 const GSSENC_REQUEST_CODE = 80877104;
@@ -40,7 +47,6 @@ const PROTOCOL_V3 = 196608;
 const MAX_STARTUP_LENGTH = 10_000;
 const MAX_MESSAGE_LENGTH = 64 * 1024 * 1024;
 const READ_CHUNK = 64 * 1024;
-const TEXT_OID = 25;
 
 /** ParameterStatus pairs Neon sends after a trust login (reference §A.1). */
 export const TRUST_PARAMETER_STATUS: ReadonlyArray<readonly [string, string]> = [
@@ -176,124 +182,6 @@ export function startPgServer<A>(options: PgServerOptions<A>): PgServer {
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-/**
- * Splits a startup `options` string into `key=value` pairs the way Neon does:
- * whitespace-separated tokens (a backslash escapes the next character), a bare
- * `-c` token skipped, a `-c` prefix stripped (`-ckey=value`), tokens without `=`
- * ignored. `"-c timeline_id=T tenant_id=X"` yields both keys.
- */
-export function startupOptionPairs(options: string): Map<string, string> {
-  const pairs = new Map<string, string>();
-  for (const token of splitOptionTokens(options)) {
-    if (token === "-c") continue;
-    const setting = token.startsWith("-c") ? token.slice(2) : token;
-    const eq = setting.indexOf("=");
-    if (eq <= 0) continue;
-    pairs.set(setting.slice(0, eq), setting.slice(eq + 1));
-  }
-  return pairs;
-}
-
-function splitOptionTokens(options: string): string[] {
-  const tokens: string[] = [];
-  let current = "";
-  let inToken = false;
-  for (let i = 0; i < options.length; i++) {
-    const ch = options[i];
-    if (/\s/.test(ch)) {
-      if (inToken) tokens.push(current);
-      current = "";
-      inToken = false;
-      continue;
-    }
-    inToken = true;
-    if (ch === "\\" && i + 1 < options.length) {
-      current += options[++i];
-    } else {
-      current += ch;
-    }
-  }
-  if (inToken) tokens.push(current);
-  return tokens;
-}
-
-// ---------------------------------------------------------------------------
-// JWT authentication (the password is a JWT, reference §A.1)
-
-/** Scopes Neon's claims may carry (reference §A.1). */
-export const NEON_SCOPES = [
-  "tenant",
-  "tenantendpoint",
-  "pageserverapi",
-  "safekeeperdata",
-  "generations_api",
-  "admin",
-  "infra",
-  "scrubber",
-  "controller_peer",
-] as const;
-
-/** The claims of a Neon storage JWT. */
-export interface NeonClaims {
-  scope: (typeof NEON_SCOPES)[number];
-  tenant_id?: string;
-  endpoint_id?: string;
-}
-
-/** The message Neon sends for every JWT failure, at login or per command. */
-export const JWT_ERROR_MESSAGE = "JWT authentication error";
-
-/**
- * Returns an `authenticate` callback for {@link startPgServer} that verifies the
- * password as an EdDSA (Ed25519) JWT signed by `publicKey` and returns its claims.
- * A bad token, an unknown scope, or a `tenant` scope without `tenant_id` is refused
- * with ErrorResponse `JWT authentication error` (XX000) and a disconnect.
- */
-export function jwtAuthenticator(
-  publicKey: CryptoKey | JWK,
-): (password: string) => Promise<NeonClaims> {
-  const key = publicKey instanceof CryptoKey
-    ? Promise.resolve(publicKey)
-    : importJWK(publicKey, "EdDSA");
-  return async (password) => {
-    try {
-      const { payload } = await jwtVerify(password, await key, {
-        algorithms: ["EdDSA", "Ed25519"],
-      });
-      return claimsFromPayload(payload);
-    } catch {
-      throw new PgError(JWT_ERROR_MESSAGE, { fatal: true });
-    }
-  };
-}
-
-function claimsFromPayload(payload: Record<string, unknown>): NeonClaims {
-  const { scope, tenant_id: tenantId, endpoint_id: endpointId } = payload;
-  if (!NEON_SCOPES.includes(scope as NeonClaims["scope"])) throw new Error("bad scope");
-  if (tenantId !== undefined && typeof tenantId !== "string") throw new Error("bad tenant_id");
-  if (scope === "tenant" && tenantId === undefined) throw new Error("tenant scope without id");
-  const claims: NeonClaims = { scope: scope as NeonClaims["scope"] };
-  if (tenantId !== undefined) claims.tenant_id = tenantId;
-  if (typeof endpointId === "string" && endpointId !== "") claims.endpoint_id = endpointId;
-  return claims;
-}
-
-/**
- * Throws ErrorResponse `JWT authentication error` unless `claims` may act on
- * `tenantId`: a `tenant` scope with that id, or the service's own super-scope
- * (`pageserverapi` for pageservers, `safekeeperdata` for safekeepers). With no
- * claims (trust mode) everything is allowed.
- */
-export function checkTenantPermission(
-  claims: NeonClaims | undefined,
-  tenantId: string,
-  superScope: NeonClaims["scope"],
-): void {
-  if (claims === undefined || claims.scope === superScope) return;
-  if (claims.scope === "tenant" && claims.tenant_id === tenantId) return;
-  throw new PgError(JWT_ERROR_MESSAGE);
 }
 
 // ---------------------------------------------------------------------------
@@ -553,58 +441,4 @@ function closeQuietly(resource: { close(): void }): void {
   } catch {
     // Already closed.
   }
-}
-
-// ---------------------------------------------------------------------------
-// Backend message encoding
-
-const encoder = new TextEncoder();
-const READY_FOR_QUERY = frame("Z", encoder.encode("I"));
-
-function authenticationMessage(code: number): Uint8Array {
-  return frame("R", int32(code));
-}
-
-function parameterStatus(name: string, value: string): Uint8Array {
-  return frame("S", concatBytes([cstring(name), cstring(value)]));
-}
-
-function rowDescription(columns: readonly string[]): Uint8Array {
-  const parts = [int16(columns.length)];
-  for (const name of columns) {
-    // table oid, attnum, type oid (text), typlen, typmod, format code
-    parts.push(cstring(name), int32(0), int16(0), int32(TEXT_OID), int16(-1), int32(-1), int16(0));
-  }
-  return frame("T", concatBytes(parts));
-}
-
-function dataRow(values: readonly (string | null)[]): Uint8Array {
-  const parts = [int16(values.length)];
-  for (const value of values) {
-    if (value === null) {
-      parts.push(int32(-1));
-    } else {
-      const bytes = encoder.encode(value);
-      parts.push(int32(bytes.length), bytes);
-    }
-  }
-  return frame("D", concatBytes(parts));
-}
-
-function errorResponse(error: PgError): Uint8Array {
-  const field = (tag: string, value: string) => concatBytes([encoder.encode(tag), cstring(value)]);
-  return frame(
-    "E",
-    concatBytes([
-      field("S", "ERROR"),
-      field("C", error.code),
-      field("M", error.message),
-      new Uint8Array([0]),
-    ]),
-  );
-}
-
-function firstCString(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0);
-  return new TextDecoder().decode(end === -1 ? bytes : bytes.subarray(0, end));
 }

@@ -25,15 +25,13 @@ import type { JWK } from "jose";
 import { join } from "node:path";
 import { formatLsn, type Lsn, parseLsn } from "../src/api/lsn.ts";
 import {
-  checkTenantPermission,
-  jwtAuthenticator,
-  type NeonClaims,
   type PgConnection,
   PgError,
   type PgServer,
   startPgServer,
   startupOptionPairs,
 } from "./pgwire.ts";
+import { checkTenantPermission, jwtAuthenticator, type NeonClaims } from "./neon_auth.ts";
 import { runWalReceiver } from "./safekeeper_receiver.ts";
 import { sendWal } from "./safekeeper_sender.ts";
 import { openTimelineWal, type TimelineWal } from "./safekeeper_wal.ts";

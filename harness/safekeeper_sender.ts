@@ -8,7 +8,8 @@
  */
 
 import { formatLsn, type Lsn, parseLsn } from "../src/api/lsn.ts";
-import { type NeonClaims, type PgConnection, PgError } from "./pgwire.ts";
+import type { NeonClaims } from "./neon_auth.ts";
+import { type PgConnection, PgError } from "./pgwire.ts";
 import {
   decodeFrontendCopyData,
   encodeKeepalive,
