@@ -2,30 +2,33 @@
  * @module
  * The manager's entry point: parse the command line, refuse to run as root,
  * obtain the config (file or control plane), start the two HTTP servers, run
- * the compute, and exit with its code.
+ * the compute, shut the servers down, and exit with the compute's code.
  *
  * ```sh
  * deno run -P=compute src/main.ts --pgdata … --connstr … --compute-id … --config …
  * ```
  */
 
+import { settlesWithin } from "./_async.ts";
 import type { ComputeConfig } from "./api/config.ts";
 import { SpecError } from "./api/parsed_spec.ts";
 import { CliError, type CliOptions, parseCli } from "./cli.ts";
 import { loadComputeConfig } from "./compute/config_source.ts";
-import { createExtensionServer } from "./compute/extension_server.ts";
 import { failpoints } from "./compute/failpoints.ts";
-import { ComputeNode, type NodeSettings } from "./compute/node.ts";
-import { DEFAULT_BASEBACKUP_RETRIES } from "./compute/startup.ts";
+import { ComputeNode } from "./compute/node.ts";
+import { type NodeSettings, nodeSettings } from "./compute/settings.ts";
 import { installSignalHandlers } from "./compute/termination.ts";
 import { jwtAuth } from "./http/auth.ts";
 import { startExternalServer } from "./http/external.ts";
 import { startInternalServer } from "./http/internal.ts";
-import { BindError } from "./http/server.ts";
+import { BindError, type HttpServer } from "./http/server.ts";
 import { errorMessage, getLogger, setupLogging } from "./log.ts";
 import { buildTag } from "./metrics.ts";
 
 const log = getLogger("main");
+
+/** How long the servers may take to finish the requests still open once the compute has ended. */
+const SERVER_SHUTDOWN_TIMEOUT_MS = 1_000;
 
 /** Reads a variable the `compute` permission set allows; undefined when unset. */
 function env(name: string): string | undefined {
@@ -36,31 +39,45 @@ function env(name: string): string | undefined {
   }
 }
 
-function basebackupRetries(): number {
-  const text = env("NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES");
-  if (text === undefined) return DEFAULT_BASEBACKUP_RETRIES;
-  if (!/^\d+$/.test(text)) {
-    throw new Error(`NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES must be a number, got ${text}`);
+/**
+ * Starts the external and the internal server for `node`. Throws `BindError`
+ * when one cannot listen, after shutting down the one already started.
+ */
+async function startServers(
+  node: ComputeNode,
+  cli: CliOptions,
+  config: ComputeConfig,
+): Promise<HttpServer[]> {
+  const servers: HttpServer[] = [];
+  try {
+    const auth = jwtAuth({
+      jwks: config.compute_ctl_config.jwks,
+      computeId: cli.computeId,
+      instanceId: env("INSTANCE_ID"),
+    });
+    servers.push(startExternalServer(node, {
+      port: cli.externalHttpPort,
+      hostname: cli.externalHttpBind,
+      auth,
+    }));
+    servers.push(startInternalServer(node, {
+      port: cli.internalHttpPort,
+      hostname: cli.internalHttpBind,
+      failpoints: cli.enableFailpoints ? failpoints : undefined,
+    }));
+    return servers;
+  } catch (error) {
+    await shutdownServers(servers);
+    throw error;
   }
-  return Number(text);
 }
 
-function nodeSettings(cli: CliOptions): NodeSettings {
-  return {
-    pgbin: cli.pgbin,
-    pgdata: cli.pgdata,
-    connstr: cli.connstr.href,
-    privilegedRoleName: cli.privilegedRoleName,
-    internalHttpPort: cli.internalHttpPort,
-    exitDelayMs: cli.exitDelayMs,
-    basebackupRetries: basebackupRetries(),
-    failpoints: env("FAILPOINTS"),
-    configPath: cli.config,
-    controlPlaneUri: cli.controlPlaneUri,
-    computeId: cli.computeId,
-    controlPlaneToken: env("NEON_CONTROL_PLANE_TOKEN"),
-    installedExtensionsCollectionIntervalSeconds: cli.installedExtensionsCollectionIntervalSeconds,
-  };
+/** Shuts the servers down, giving open requests a bounded time to finish. */
+async function shutdownServers(servers: readonly HttpServer[]): Promise<void> {
+  const closed = Promise.all(servers.map((server) => server.shutdown()));
+  if (!(await settlesWithin(closed, SERVER_SHUTDOWN_TIMEOUT_MS))) {
+    log.warn(`HTTP requests still open after ${SERVER_SHUTDOWN_TIMEOUT_MS} ms; exiting anyway`);
+  }
 }
 
 /** Runs the manager and returns the process exit code. */
@@ -86,7 +103,11 @@ export async function main(args: readonly string[]): Promise<number> {
 
   let settings: NodeSettings;
   try {
-    settings = nodeSettings(cli);
+    settings = nodeSettings(cli, {
+      NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES: env("NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES"),
+      FAILPOINTS: env("FAILPOINTS"),
+      NEON_CONTROL_PLANE_TOKEN: env("NEON_CONTROL_PLANE_TOKEN"),
+    });
     failpoints.configureFromEnv(settings.failpoints);
   } catch (error) {
     log.error(errorMessage(error));
@@ -97,7 +118,6 @@ export async function main(args: readonly string[]): Promise<number> {
   let config: ComputeConfig;
   try {
     config = await loadComputeConfig(settings);
-    settings.tlsConfigured = config.compute_ctl_config.tls != null;
     node = new ComputeNode(settings, config);
   } catch (error) {
     if (error instanceof SpecError) {
@@ -111,30 +131,22 @@ export async function main(args: readonly string[]): Promise<number> {
     return 1;
   }
 
-  installSignalHandlers(() => node.forwardTerminationSignal());
+  const removeSignalHandlers = installSignalHandlers(() => node.forwardTerminationSignal());
+  let servers: HttpServer[];
   try {
-    const auth = jwtAuth({
-      jwks: config.compute_ctl_config.jwks,
-      computeId: cli.computeId,
-      instanceId: env("INSTANCE_ID"),
-    });
-    startExternalServer(node, {
-      port: cli.externalHttpPort,
-      hostname: cli.externalHttpBind,
-      auth,
-    });
-    startInternalServer(node, {
-      port: cli.internalHttpPort,
-      hostname: cli.internalHttpBind,
-      extensionServer: createExtensionServer(node, cli.remoteExtBaseUrl),
-      failpoints: cli.enableFailpoints ? failpoints : undefined,
-    });
+    servers = await startServers(node, cli, config);
   } catch (error) {
+    removeSignalHandlers();
     if (!(error instanceof BindError)) throw error;
     log.error(error.message);
     return 1;
   }
-  return await node.run();
+  try {
+    return await node.run();
+  } finally {
+    removeSignalHandlers();
+    await shutdownServers(servers);
+  }
 }
 
 if (import.meta.main) {

@@ -9,17 +9,13 @@ import { type ComputeConfig, computeConfigSchema } from "../api/config.ts";
 import { formatIssues } from "../api/spec.ts";
 import { countCplaneRequest } from "../metrics.ts";
 import { fetchComputeConfig } from "../storage/control_plane.ts";
+import type { NodeSettings } from "./settings.ts";
 
-/** The two mutually exclusive sources; with neither, fetching fails. */
-export interface ConfigSource {
-  /** `--config`: a JSON file holding `{spec, compute_ctl_config}`. */
-  configPath?: string;
-  /** `--control-plane-uri`. */
-  controlPlaneUri?: string;
-  computeId: string;
-  /** `NEON_CONTROL_PLANE_TOKEN`. */
-  controlPlaneToken?: string;
-}
+/** The two mutually exclusive sources (with neither, fetching fails), and who asks. */
+export type ConfigSource = Pick<
+  NodeSettings,
+  "configPath" | "controlPlaneUri" | "computeId" | "controlPlaneToken"
+>;
 
 /** The config could not be read or decoded. */
 export class ConfigSourceError extends Error {

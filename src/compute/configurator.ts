@@ -17,15 +17,15 @@ import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parse
 import { errorMessage, getLogger } from "../log.ts";
 import { reloadPostgres } from "../postgres/process.ts";
 import { applySpec, concurrencyForReconfigure } from "../postgres/spec_apply.ts";
-import { updateCollectionInterval } from "./installed_extensions.ts";
-import type { NodeSettings } from "./node.ts";
+import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
 import {
   isVanillaStorage,
   withClusterSizeOverride,
   writePostgresqlConf,
 } from "./postgres_config.ts";
-import { announceWalSource, ensureSafekeeperHbaLines } from "./startup.ts";
+import type { NodeSettings } from "./settings.ts";
 import type { ComputeState } from "./state.ts";
+import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
 const log = getLogger("configurator");
 
@@ -34,7 +34,6 @@ export const REFRESH_BACKOFF_MS = 5_000;
 
 /** What the configurator needs from the node. */
 export interface ConfiguratorContext {
-  settings: NodeSettings;
   state: ComputeState;
   /** The spec in force. */
   currentSpec(): ParsedSpec;
@@ -64,7 +63,17 @@ export interface ReconfigureOptions {
   startLsn?: Lsn | null;
   /** Aborts the wait for the safekeepers. */
   signal?: AbortSignal;
+  /** `compute_ctl_config.tls` is set. */
+  tls?: boolean;
+  /** The installed-extensions interval, which `pspec` replaces. */
+  extensionStats?: CollectionInterval;
 }
+
+/** The settings a reconfiguration uses. */
+export type ReconfigureSettings = Pick<
+  NodeSettings,
+  "pgbin" | "pgdata" | "connstr" | "privilegedRoleName" | "internalHttpPort"
+>;
 
 /**
  * Brings a running Postgres to `pspec` without a restart: rewrite
@@ -75,17 +84,17 @@ export interface ReconfigureOptions {
  * `reconfigure_concurrency` (default 1).
  */
 export async function reconfigure(
-  settings: NodeSettings,
+  settings: ReconfigureSettings,
   pspec: ParsedSpec,
   options: ReconfigureOptions = {},
 ): Promise<void> {
   const spec = pspec.spec;
-  updateCollectionInterval(settings, spec);
+  if (options.extensionStats) updateCollectionInterval(options.extensionStats, spec);
   // Only a compute with a WAL history of its own on timeline 1 waits for the safekeepers.
   const walQuorum = options.startLsn != null;
   const announce = walQuorum && walSourceChanged(options.previous, pspec) &&
     await isVanillaStorage(settings);
-  await writePostgresqlConf(settings, pspec, { walQuorum });
+  await writePostgresqlConf(settings, pspec, { walQuorum, tls: options.tls });
   if (announce) await ensureSafekeeperHbaLines(settings, pspec);
   await reloadPostgres(settings.pgbin, settings.pgdata);
   if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);

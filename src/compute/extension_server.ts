@@ -9,6 +9,7 @@
  * tried again by the next request.
  */
 
+import { TaskGroup } from "../_async.ts";
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import {
   type ArchiveTarget,
@@ -26,7 +27,7 @@ import {
   type ExtensionDownloadRequest,
   type ExtensionInstallResult,
 } from "../storage/extension_store.ts";
-import type { ComputeNode } from "./node.ts";
+import type { NodeSettings } from "./settings.ts";
 
 const log = getLogger("extension_server");
 
@@ -105,6 +106,7 @@ export interface ExtensionServerOptions {
 export class ExtensionServer {
   readonly #options: ExtensionServerOptions;
   readonly #downloads = new KeyedSingleFlight();
+  readonly #requests = new TaskGroup("extension server");
   #install: Promise<PgInstallInfo> | undefined;
 
   constructor(options: ExtensionServerOptions) {
@@ -126,8 +128,18 @@ export class ExtensionServer {
    * available to Postgres. Resolves once its archive is installed; throws
    * {@link ExtensionServerError}, checks in Neon's order: storage configured,
    * spec present, `remote_extensions` present, extension allowed, download.
+   * After {@link stop} it rejects with `TaskGroupClosedError`.
    */
   async download(filename: string, isLibrary: boolean): Promise<void> {
+    await this.#requests.run(() => this.#download(filename, isLibrary));
+  }
+
+  /** Shutdown: refuses new requests and resolves when the running downloads have ended. */
+  async stop(): Promise<void> {
+    await this.#requests.close();
+  }
+
+  async #download(filename: string, isLibrary: boolean): Promise<void> {
     const { baseUrl } = this.#options;
     if (baseUrl === undefined) {
       throw new ExtensionServerError("not_configured", "remote storage is not configured");
@@ -185,11 +197,17 @@ export class ExtensionServer {
   }
 }
 
-/** The extension server of `node`; `baseUrl` is `--remote-ext-base-url` (undefined: off). */
-export function createExtensionServer(node: ComputeNode, baseUrl?: string): ExtensionServer {
+/** What {@link createExtensionServer} needs from the compute. */
+export interface ExtensionServerOwner {
+  readonly settings: Pick<NodeSettings, "pgbin" | "remoteExtBaseUrl">;
+  readonly parsedSpec: ParsedSpec | null;
+}
+
+/** The extension server of `compute`, off unless `--remote-ext-base-url` was given. */
+export function createExtensionServer(compute: ExtensionServerOwner): ExtensionServer {
   return new ExtensionServer({
-    baseUrl,
-    pgbin: node.settings.pgbin,
-    currentSpec: () => node.parsedSpec,
+    baseUrl: compute.settings.remoteExtBaseUrl,
+    pgbin: compute.settings.pgbin,
+    currentSpec: () => compute.parsedSpec,
   });
 }

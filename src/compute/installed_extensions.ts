@@ -31,9 +31,12 @@ export function collectionIntervalFor(spec: Pick<ComputeSpec, "suspend_timeout_s
   return seconds === -1 || seconds === 0 ? DEFAULT_COLLECTION_INTERVAL_SECONDS : seconds;
 }
 
-/** Where the current interval lives (the node's settings, mutated like the reference's atomic). */
+/**
+ * The current interval: the node's state (the reference's atomic), starting
+ * from the command line's and replaced by every applied spec.
+ */
 export interface CollectionInterval {
-  installedExtensionsCollectionIntervalSeconds?: number;
+  seconds: number;
 }
 
 /** Called on every apply and reconfigure: the spec decides the next interval. */
@@ -41,11 +44,7 @@ export function updateCollectionInterval(
   target: CollectionInterval,
   spec: Pick<ComputeSpec, "suspend_timeout_seconds">,
 ): void {
-  target.installedExtensionsCollectionIntervalSeconds = collectionIntervalFor(spec);
-}
-
-function currentInterval(target: CollectionInterval): number {
-  return target.installedExtensionsCollectionIntervalSeconds ?? DEFAULT_COLLECTION_INTERVAL_SECONDS;
+  target.seconds = collectionIntervalFor(spec);
 }
 
 /** Sets one `compute_installed_extensions` series per entry; older series stay. */
@@ -87,10 +86,12 @@ async function sleepLong(ms: number, signal: AbortSignal): Promise<void> {
 export interface ExtensionStatsContext {
   connstr: string;
   state: ComputeState;
-  /** Holds the interval in seconds; updated by {@link updateCollectionInterval}. */
-  interval: CollectionInterval;
+  /** Holds the interval; updated by {@link updateCollectionInterval}. */
+  interval: Readonly<CollectionInterval>;
   /** Whether the compute runs as a primary (only a primary scans at start). */
   isPrimary(): boolean;
+  /** One scan; default {@link collectInstalledExtensions}. Replaceable for tests. */
+  collect?: (connstr: string) => Promise<unknown>;
 }
 
 /**
@@ -101,17 +102,22 @@ export async function runInstalledExtensionsStats(
   ctx: ExtensionStatsContext,
   signal: AbortSignal,
 ): Promise<void> {
+  const collect = ctx.collect ?? collectInstalledExtensions;
+  let firstScan: Promise<unknown> | undefined;
   try {
     await ctx.state.waitForStatus(["running"], signal);
-    if (ctx.isPrimary()) collectInstalledExtensions(ctx.connstr);
-    let sleepSeconds = 2 * currentInterval(ctx.interval);
+    // Runs beside the loop's first sleep, as the reference's spawned scan; awaited at the end.
+    if (ctx.isPrimary()) firstScan = collect(ctx.connstr);
+    let sleepSeconds = 2 * ctx.interval.seconds;
     log.info(`[NEON_EXT_SPAWN] installed extensions worker, interval ${sleepSeconds} s`);
     while (true) {
       await sleepLong(sleepSeconds * 1000, signal);
-      await collectInstalledExtensions(ctx.connstr);
-      sleepSeconds = Math.max(sleepSeconds, 2 * currentInterval(ctx.interval));
+      await collect(ctx.connstr);
+      sleepSeconds = Math.max(sleepSeconds, 2 * ctx.interval.seconds);
     }
   } catch (error) {
     if (!signal.aborted) throw error;
+  } finally {
+    await firstScan;
   }
 }

@@ -13,6 +13,7 @@
  * (`schema "neon" does not exist`), which is what the `failed` state then says.
  */
 
+import { TaskGroup } from "../_async.ts";
 import type { LfcOffloadState, LfcPrewarmState } from "../api/lfc.ts";
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
@@ -27,7 +28,7 @@ import {
   uploadLfcState,
 } from "../storage/endpoint_storage.ts";
 import { type FailpointRegistry, failpoints as processFailpoints } from "./failpoints.ts";
-import type { ComputeNode } from "./node.ts";
+import type { NodeSettings } from "./settings.ts";
 
 const log = getLogger("lfc");
 
@@ -84,7 +85,7 @@ export class Lfc {
    * prewarm ended `cancelled`, so a DELETE while idle cancels the next prewarm.
    */
   #prewarmCancel = new AbortController();
-  #jobs = new Set<Promise<void>>();
+  readonly #jobs = new TaskGroup("LFC jobs");
 
   constructor(ctx: LfcContext) {
     this.#ctx = ctx;
@@ -100,14 +101,19 @@ export class Lfc {
     return structuredClone(this.#offload);
   }
 
-  /** Resolves when every job started so far has ended (tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.#jobs.size > 0) await Promise.all(this.#jobs);
+  /** Resolves when every job started so far has ended. */
+  idle(): Promise<void> {
+    return this.#jobs.idle();
   }
 
-  #track(job: Promise<void>): void {
-    this.#jobs.add(job);
-    job.finally(() => this.#jobs.delete(job));
+  /**
+   * Shutdown: cancels a running prewarm, refuses new jobs (starting one throws
+   * `TaskGroupClosedError`) and resolves when the running ones have ended.
+   */
+  async stop(): Promise<void> {
+    const closed = this.#jobs.close();
+    this.#prewarmCancel.abort();
+    await closed;
   }
 
   /**
@@ -116,10 +122,10 @@ export class Lfc {
    */
   startPrewarm(fromEndpoint?: string): boolean {
     if (this.#prewarm.status === "prewarming") return false;
-    this.#prewarm = { status: "prewarming" };
-    lfcPrewarms.inc();
     const cancel = this.#prewarmCancel;
-    this.#track((async () => {
+    this.#jobs.run(async () => {
+      this.#prewarm = { status: "prewarming" };
+      lfcPrewarms.inc();
       let outcome: LfcPrewarmState;
       try {
         outcome = await this.#runPrewarm(fromEndpoint, cancel.signal);
@@ -131,7 +137,7 @@ export class Lfc {
       }
       if (outcome.status === "cancelled") this.#prewarmCancel = new AbortController();
       this.#prewarm = outcome;
-    })());
+    });
     return true;
   }
 
@@ -183,8 +189,8 @@ export class Lfc {
   /** Starts an offload unless one is running: returns false then (HTTP 429). */
   startOffload(): boolean {
     if (this.#offload.status === "offloading") return false;
-    this.#offload = { status: "offloading" };
-    this.#track((async () => {
+    this.#jobs.run(async () => {
+      this.#offload = { status: "offloading" };
       lfcOffloads.inc();
       try {
         this.#offload = await this.#runOffload();
@@ -194,7 +200,7 @@ export class Lfc {
         log.error("could not offload LFC", { error: message });
         this.#offload = { status: "failed", error: message };
       }
-    })());
+    });
     return true;
   }
 
@@ -222,7 +228,13 @@ export class Lfc {
   }
 }
 
-/** The LFC jobs of `node`'s Postgres. */
-export function createLfc(node: ComputeNode): Lfc {
-  return new Lfc({ currentSpec: () => node.parsedSpec, connstr: node.settings.connstr });
+/** What {@link createLfc} needs from the compute. */
+export interface LfcOwner {
+  readonly settings: Pick<NodeSettings, "connstr">;
+  readonly parsedSpec: ParsedSpec | null;
+}
+
+/** The LFC jobs of `compute`'s Postgres. */
+export function createLfc(compute: LfcOwner): Lfc {
+  return new Lfc({ currentSpec: () => compute.parsedSpec, connstr: compute.settings.connstr });
 }

@@ -3,12 +3,15 @@
  * `ComputeNode`: one compute's lifecycle in one object. `run()` waits for a
  * spec, starts Postgres, keeps the monitor and configurator going while it
  * runs, and after it exits records the final LSN and returns the exit code.
- * The node owns the Postgres process: a planned restart (a promotion on
- * vanilla storage) swaps the process `run()` watches instead of ending the
- * compute. The HTTP routes call the other public methods, one each.
+ * The node owns what the compute starts: the Postgres process (a planned
+ * restart, a promotion on vanilla storage, swaps the process `run()` watches
+ * instead of ending the compute; see `postgres_supervisor.ts`), the background
+ * tasks, the migrations, and the services the HTTP routes use (LFC, promotion,
+ * extension server; see `services.ts`). `run()` stops each and waits for it
+ * before it returns. The HTTP routes call the other public methods, one each.
  */
 
-import { sleep } from "../_async.ts";
+import { settlesWithin, sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
 import { formatLsn, type Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, parseSpec, staticLsn } from "../api/parsed_spec.ts";
@@ -23,21 +26,28 @@ import {
 import type { ComputeSpec } from "../api/spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { pagestreamRequestErrors } from "../metrics.ts";
-import {
-  describeExit,
-  type ExitInfo,
-  type PostgresProcess,
-  spawnPostgres,
-  waitForReady,
-} from "../postgres/process.ts";
+import { spawnPostgres, waitForReady } from "../postgres/process.ts";
 import { endOfRecoveryLsn, removeRecoverySignals } from "../postgres/promote.ts";
-import { type ConfigSource, loadComputeConfig } from "./config_source.ts";
+import { loadComputeConfig } from "./config_source.ts";
 import { reconfigure, runConfigurator } from "./configurator.ts";
-import { runInstalledExtensionsStats } from "./installed_extensions.ts";
+import { ConfigurationFailedError, RefreshNotAllowedError } from "./errors.ts";
+import {
+  type CollectionInterval,
+  DEFAULT_COLLECTION_INTERVAL_SECONDS,
+  runInstalledExtensionsStats,
+} from "./installed_extensions.ts";
 import { type LsnLeaseLoop, startLsnLeaseLoop } from "./lsn_lease.ts";
 import { runMonitor } from "./monitor.ts";
-import { writePostgresqlConf } from "./postgres_config.ts";
-import { announceWalSource, childEnv, ensureSafekeeperHbaLines, startCompute } from "./startup.ts";
+import { childEnv, writePostgresqlConf } from "./postgres_config.ts";
+import { PostgresSupervisor } from "./postgres_supervisor.ts";
+import {
+  type ComputeServices,
+  createComputeServices,
+  type ServiceOwner,
+  stopComputeServices,
+} from "./services.ts";
+import type { NodeSettings } from "./settings.ts";
+import { startCompute } from "./startup.ts";
 import { ComputeState, InvalidStatusError } from "./state.ts";
 import { syncSafekeepersOnShutdown } from "./sync_safekeepers.ts";
 import {
@@ -46,51 +56,21 @@ import {
   requestTermination,
   type TerminateOutcome,
 } from "./termination.ts";
+import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
 const log = getLogger("compute");
 
 /** How long to wait for the monitor and configurator to notice they were stopped. */
 const BACKGROUND_STOP_TIMEOUT_MS = 1_000;
-
-/** Everything the lifecycle needs to know from the command line and environment. */
-export interface NodeSettings extends ConfigSource {
-  pgbin: string;
-  pgdata: string;
-  /** `--connstr`, as a URL string. */
-  connstr: string;
-  privilegedRoleName: string;
-  internalHttpPort: number;
-  /** Linger after a fast termination or a failed start. */
-  exitDelayMs: number;
-  /** Basebackup retries (`NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES`, default 10). */
-  basebackupRetries: number;
-  /** The `FAILPOINTS` environment variable. */
-  failpoints?: string;
-  /** `compute_ctl_config.tls` is set. */
-  tlsConfigured?: boolean;
-  /** Delay between rate-limited refreshes (tests shorten it). */
-  refreshBackoffMs?: number;
-  /** Installed-extensions statistics interval (s); each applied spec replaces it. */
-  installedExtensionsCollectionIntervalSeconds?: number;
-}
-
-/** `/refresh_configuration` in a status that does not allow it (HTTP 500). */
-export class RefreshNotAllowedError extends Error {
-  override name = "RefreshNotAllowedError";
-}
-
-/** `/configure` ended in `failed`; `detail` is the recorded error (HTTP 500). */
-export class ConfigurationFailedError extends Error {
-  override name = "ConfigurationFailedError";
-  constructor(readonly detail: string) {
-    super(`compute configuration failed: ${JSON.stringify(detail)}`);
-  }
-}
+/** How long to wait for the services' running work (an upload, a download) at the end. */
+const SERVICES_STOP_TIMEOUT_MS = 5_000;
 
 /** Options beyond the settings: hooks tests and `main` may replace. */
 export interface NodeHooks {
   /** Ends the process; default forwards termination to Postgres, then `Deno.exit`. */
   exitProcess?: (code: number) => void;
+  /** Builds the services; default {@link createComputeServices}. */
+  createServices?: (compute: ServiceOwner) => ComputeServices;
 }
 
 /** One compute: its state, its Postgres, and the operations the HTTP API offers. */
@@ -98,13 +78,20 @@ export class ComputeNode {
   readonly state = new ComputeState();
   readonly metrics: ComputeMetrics = emptyComputeMetrics();
   readonly settings: NodeSettings;
+  /** The LFC jobs, the promotion and the extension server; `run()` stops them. */
+  readonly services: ComputeServices;
+  /** `compute_ctl_config.tls` is set: Postgres serves TLS when the spec asks for it. */
+  readonly #tls: boolean;
+  /** The installed-extensions interval: the command line's, then each applied spec's. */
+  readonly #extensionStats: CollectionInterval;
   #pspec: ParsedSpec | null = null;
   /** The spec the running Postgres was last configured for (its safekeepers were told). */
   #appliedSpec: ParsedSpec | null = null;
-  /** The Postgres `run()` watches; null before the start and once the compute ends. */
-  #postgres: PostgresProcess | null = null;
-  /** Settles when a running `#restartPostgres` has ended, either way. */
-  #restarting: Promise<void> | null = null;
+  readonly #postgres = new PostgresSupervisor();
+  /** Set once Postgres has exited for good: a `/terminate` then has nothing to wait for. */
+  #postgresGone = false;
+  /** The migrations the start-up began in the background; they never reject. */
+  #migrations: Promise<void> | null = null;
   #flushLsn: Lsn | null = null;
   /** Where this compute's WAL begins (vanilla storage announces it to new safekeepers). */
   #startLsn: Lsn | null = null;
@@ -115,11 +102,17 @@ export class ComputeNode {
   /** Throws `SpecError` when `config.spec` is present but invalid. */
   constructor(settings: NodeSettings, config: ComputeConfig, hooks: NodeHooks = {}) {
     this.settings = settings;
+    this.#tls = config.compute_ctl_config.tls != null;
+    this.#extensionStats = {
+      seconds: settings.installedExtensionsCollectionIntervalSeconds ??
+        DEFAULT_COLLECTION_INTERVAL_SECONDS,
+    };
     if (config.spec != null) this.#setSpec(parseSpec(config.spec));
     this.#exitProcess = hooks.exitProcess ?? ((code) => {
       this.forwardTerminationSignal();
       Deno.exit(code);
     });
+    this.services = (hooks.createServices ?? createComputeServices)(this);
   }
 
   /** The spec the compute runs (or will run), or null while it is empty. */
@@ -135,15 +128,28 @@ export class ComputeNode {
 
   /** Sends SIGTERM to a running sync-safekeepers and SIGINT to Postgres. */
   forwardTerminationSignal(): void {
-    forwardTerminationSignal({ postgres: this.#postgres, syncAbort: this.#syncAbort });
+    forwardTerminationSignal({ postgres: this.#postgres.current, syncAbort: this.#syncAbort });
   }
 
   /**
    * The whole lifecycle; resolves with the process exit code: Postgres's own
    * code, 1 if it was killed by a signal or the start failed, 0 after a
-   * compute terminated before it ever had a spec.
+   * compute terminated before it ever had a spec. Before it resolves, the
+   * services are stopped and their work has ended (or, after a bounded wait,
+   * is given up on with a warning).
    */
   async run(): Promise<number> {
+    try {
+      return await this.#lifecycle();
+    } finally {
+      const stopped = stopComputeServices(this.services);
+      if (!(await settlesWithin(stopped, SERVICES_STOP_TIMEOUT_MS))) {
+        log.warn(`services still busy after ${SERVICES_STOP_TIMEOUT_MS} ms; not waiting longer`);
+      }
+    }
+  }
+
+  async #lifecycle(): Promise<number> {
     if (this.#pspec === null) {
       const ended = await this.#waitForSpec();
       if (ended !== null) return ended;
@@ -153,27 +159,7 @@ export class ComputeNode {
     this.state.transition("init");
 
     const background = new AbortController();
-    const tasks = [
-      runMonitor({ connstr: this.settings.connstr, state: this.state }, background.signal),
-      runConfigurator({
-        settings: this.settings,
-        state: this.state,
-        currentSpec: () => this.#pspec!,
-        replaceSpec: (next) => this.#setSpec(next),
-        fetchConfig: () => loadComputeConfig(this.settings),
-        exitProcess: (code) => this.#exitProcess(code),
-        reconfigure: (next, signal) => this.#reconfigurePostgres(next, signal),
-        refreshBackoffMs: this.settings.refreshBackoffMs,
-      }, background.signal),
-      runInstalledExtensionsStats({
-        connstr: this.settings.connstr,
-        state: this.state,
-        interval: this.settings,
-        isPrimary: () => this.#pspec?.spec.mode === "Primary",
-      }, background.signal),
-    ].map((task) =>
-      task.catch((error) => log.error("background task failed", { error: errorMessage(error) }))
-    );
+    const tasks = this.#startBackgroundTasks(background.signal);
     // Like Neon, leases are taken concurrently with the basebackup.
     this.#lsnLeases = this.#startLsnLeases(pspec, background.signal);
 
@@ -182,21 +168,26 @@ export class ComputeNode {
       state: this.state,
       metrics: this.metrics,
       pspec,
-      onSpawn: (proc) => this.#postgres = proc,
+      tls: this.#tls,
+      extensionStats: this.#extensionStats,
+      onSpawn: (proc) => this.#postgres.started(proc),
       onStartLsn: (lsn) => this.#startLsn = lsn,
+      onMigrationsStarted: (done) => this.#migrations = done,
       signal: this.#syncAbort.signal,
     });
     const startupFailed = !started;
 
-    const exit = postgres === null ? null : await this.#waitForPostgresExit(postgres);
+    const exit = postgres === null ? null : await this.#postgres.waitForFinalExit(postgres);
     background.abort();
     // A task stuck in a request to a dead Postgres or the control plane must not hold us up.
-    await Promise.race([Promise.all(tasks), sleep(BACKGROUND_STOP_TIMEOUT_MS)]);
+    if (!(await settlesWithin(tasks, BACKGROUND_STOP_TIMEOUT_MS))) {
+      log.warn(`background tasks still running after ${BACKGROUND_STOP_TIMEOUT_MS} ms`);
+    }
     await this.#lsnLeases?.stopped;
     this.#lsnLeases = null;
+    await this.#migrations;
 
     const statusBeforeExit = await this.#cleanupAfterPostgresExit();
-    this.#terminateAtOnceFromNowOn();
     const delayMs = exitDelay(statusBeforeExit, startupFailed, this.settings.exitDelayMs);
     log.info(`exiting in ${delayMs} ms`);
     await sleep(delayMs);
@@ -204,26 +195,29 @@ export class ComputeNode {
     return exit?.code ?? 1;
   }
 
-  /**
-   * Resolves with the exit of the Postgres that ends the compute, and from then
-   * on no restart can begin (`#postgres` is null). A process stopped by
-   * `#restartPostgres` hands over to the one started in its place.
-   */
-  async #waitForPostgresExit(first: PostgresProcess): Promise<ExitInfo> {
-    let watched = first;
-    for (;;) {
-      const exit = await watched.exited;
-      while (this.#restarting !== null) await this.#restarting;
-      const current = this.#postgres;
-      if (current === null || current === watched) {
-        // Synchronously after the checks: a restart starting later finds nothing to restart.
-        this.#postgres = null;
-        log.info(`postgres exited with ${describeExit(exit)}`);
-        return exit;
-      }
-      log.info(`postgres ${watched.pid} was restarted as ${current.pid}`);
-      watched = current;
-    }
+  /** The monitor, the configurator and the extension statistics, until `signal` aborts. */
+  #startBackgroundTasks(signal: AbortSignal): Promise<unknown> {
+    const { settings } = this;
+    return Promise.all([
+      runMonitor({ connstr: settings.connstr, state: this.state }, signal),
+      runConfigurator({
+        state: this.state,
+        currentSpec: () => this.#pspec!,
+        replaceSpec: (next) => this.#setSpec(next),
+        fetchConfig: () => loadComputeConfig(settings),
+        exitProcess: (code) => this.#exitProcess(code),
+        reconfigure: (next, taskSignal) => this.#reconfigurePostgres(next, taskSignal),
+        refreshBackoffMs: settings.refreshBackoffMs,
+      }, signal),
+      runInstalledExtensionsStats({
+        connstr: settings.connstr,
+        state: this.state,
+        interval: this.#extensionStats,
+        isPrimary: () => this.#pspec?.spec.mode === "Primary",
+      }, signal),
+    ].map((task) =>
+      task.catch((error) => log.error("background task failed", { error: errorMessage(error) }))
+    ));
   }
 
   /** A Static compute's LSN lease loop, stopped by `signal`; null for the other modes. */
@@ -271,18 +265,12 @@ export class ComputeNode {
     const primary = [this.#pspec, this.#appliedSpec].find((p) => p?.spec.mode === "Primary");
     if (primary) this.#flushLsn = await syncSafekeepersOnShutdown(this.settings, primary);
     const status = this.state.status;
+    // Synchronously after reading the status: a later `/terminate` ends at once.
+    this.#postgresGone = true;
     if (status === "termination_pending_fast" || status === "termination_pending_immediate") {
       this.state.transition("terminated", "postgres has stopped");
     }
     return status;
-  }
-
-  /** Once Postgres is gone, a late `/terminate` has nothing to wait for. */
-  #terminateAtOnceFromNowOn(): void {
-    const pending: ComputeStatus[] = ["termination_pending_fast", "termination_pending_immediate"];
-    this.state.waitForStatus(pending).then(() => {
-      this.state.transition("terminated", "postgres had already stopped");
-    });
   }
 
   /**
@@ -329,7 +317,10 @@ export class ComputeNode {
     return requestTermination({
       state: this.state,
       flushLsn: () => this.#flushLsn,
-      forward: () => this.forwardTerminationSignal(),
+      forward: () => {
+        if (this.#postgresGone) this.state.transition("terminated", "postgres had already stopped");
+        else this.forwardTerminationSignal();
+      },
     }, mode);
   }
 
@@ -357,6 +348,8 @@ export class ComputeNode {
       previous: this.#appliedSpec ?? undefined,
       startLsn: this.#startLsn,
       signal,
+      tls: this.#tls,
+      extensionStats: this.#extensionStats,
     });
     this.#appliedSpec = pspec;
   }
@@ -372,55 +365,25 @@ export class ComputeNode {
    */
   async restartAsPrimary(pspec: ParsedSpec): Promise<void> {
     const { settings } = this;
-    await this.#restartPostgres(pspec, async () => {
-      await removeRecoverySignals(settings.pgdata);
-      await writePostgresqlConf(settings, pspec, { walQuorum: true });
-      await ensureSafekeeperHbaLines(settings, pspec);
+    const { pgbin, pgdata } = settings;
+    await this.#postgres.restart({
+      prepare: async () => {
+        await removeRecoverySignals(pgdata);
+        await writePostgresqlConf(settings, pspec, { walQuorum: true, tls: this.#tls });
+        await ensureSafekeeperHbaLines(settings, pspec);
+      },
+      spawn: () => {
+        const proc = spawnPostgres({ pgbin, pgdata, env: childEnv(pspec) });
+        this.#appliedSpec = pspec;
+        return proc;
+      },
+      waitForReady: (proc) => waitForReady(pgdata, proc),
+      signal: this.#syncAbort.signal,
     });
     const startLsn = await endOfRecoveryLsn(settings.connstr);
     this.#startLsn = startLsn;
     log.info("postgres left recovery on timeline 1", { start_lsn: formatLsn(startLsn) });
     await announceWalSource(settings, pspec, startLsn, this.#syncAbort.signal);
-  }
-
-  /**
-   * Stops Postgres (fast shutdown, waiting for its exit), runs `prepare` on the
-   * stopped data directory, and starts Postgres again with the settings of
-   * `pspec`, resolving once it accepts connections. `run()` watches the new
-   * process instead of ending the compute. A termination meanwhile stops
-   * whichever process runs and makes this throw; so does a Postgres that does
-   * not stop cleanly or does not start (the compute then ends).
-   */
-  async #restartPostgres(pspec: ParsedSpec, prepare: () => Promise<void>): Promise<void> {
-    const old = this.#postgres;
-    if (old === null) throw new Error("postgres is not running");
-    if (this.#restarting !== null) throw new Error("postgres is already being restarted");
-    const done = Promise.withResolvers<void>();
-    this.#restarting = done.promise;
-    const terminating = this.#syncAbort.signal;
-    try {
-      log.info("stopping postgres for a restart", { pid: old.pid });
-      old.kill("SIGINT");
-      const stopped = await old.exited;
-      if (stopped.code !== 0) throw new Error(`postgres stopped with ${describeExit(stopped)}`);
-      terminating.throwIfAborted();
-      await prepare();
-      // No await between the check and the swap: a termination either came before or sees it.
-      terminating.throwIfAborted();
-      const { pgbin, pgdata } = this.settings;
-      const proc = spawnPostgres({ pgbin, pgdata, env: childEnv(pspec) });
-      this.#postgres = proc;
-      this.#appliedSpec = pspec;
-      try {
-        await waitForReady(pgdata, proc);
-      } catch (error) {
-        proc.kill("SIGQUIT");
-        throw error;
-      }
-    } finally {
-      this.#restarting = null;
-      done.resolve();
-    }
   }
 
   /** `/metrics.json`: a copy of the start-up metrics. */

@@ -1,9 +1,10 @@
 /**
  * @module
  * The configuration steps start-up and reconfigure share: rendering
- * `postgresql.conf` into PGDATA, running catalog changes with the project
- * size limit lifted (`neon.max_cluster_size=-1` in the temporary override file,
- * reloaded in and out), and telling whether the storage runs in vanilla mode.
+ * `postgresql.conf` into PGDATA, the environment Postgres runs in, running
+ * catalog changes with the project size limit lifted
+ * (`neon.max_cluster_size=-1` in the temporary override file, reloaded in and
+ * out), and telling whether the storage runs in vanilla mode.
  */
 
 import type { ParsedSpec } from "../api/parsed_spec.ts";
@@ -11,10 +12,30 @@ import { renderPostgresqlConf } from "../postgres/conf.ts";
 import { withTempOverride } from "../postgres/files.ts";
 import { readOvercommitMemory } from "../postgres/overcommit.ts";
 import { reloadPostgres, supportsSyncSafekeepers } from "../postgres/process.ts";
-import type { NodeSettings } from "./node.ts";
+import type { NodeSettings } from "./settings.ts";
+
+/** The environment of the compute's Postgres: the storage token as `NEON_AUTH_TOKEN`. */
+export function childEnv(pspec: ParsedSpec): Record<string, string> {
+  const token = pspec.spec.storage_auth_token;
+  return token ? { NEON_AUTH_TOKEN: token } : {};
+}
 
 /** The override every catalog apply runs under, so size limits cannot block it. */
 export const CLUSTER_SIZE_OVERRIDE = "neon.max_cluster_size=-1";
+
+/** What `postgresql.conf` is rendered from besides the spec. */
+export type ConfSettings = Pick<
+  NodeSettings,
+  "pgbin" | "pgdata" | "privilegedRoleName" | "internalHttpPort"
+>;
+
+/** Options of {@link writePostgresqlConf}. */
+export interface WriteConfOptions {
+  /** Whether commits wait for the safekeepers on vanilla storage (default true). */
+  walQuorum?: boolean;
+  /** `compute_ctl_config.tls` is set: Postgres serves TLS. */
+  tls?: boolean;
+}
 
 /**
  * Writes `<pgdata>/postgresql.conf` for `pspec`, replacing the previous file.
@@ -24,15 +45,15 @@ export const CLUSTER_SIZE_OVERRIDE = "neon.max_cluster_size=-1";
  * safekeepers cannot follow, so it must not wait for them.
  */
 export async function writePostgresqlConf(
-  settings: NodeSettings,
+  settings: ConfSettings,
   pspec: ParsedSpec,
-  { walQuorum = true }: { walQuorum?: boolean } = {},
+  { walQuorum = true, tls }: WriteConfOptions = {},
 ): Promise<void> {
   const text = renderPostgresqlConf(pspec, {
     privilegedRoleName: settings.privilegedRoleName,
     internalHttpPort: settings.internalHttpPort,
     overcommitMemory: await readOvercommitMemory(),
-    tls: settings.tlsConfigured,
+    tls,
     vanillaStorage: walQuorum && await isVanillaStorage(settings),
   });
   await Deno.writeTextFile(`${settings.pgdata}/postgresql.conf`, text);
@@ -43,7 +64,9 @@ export async function writePostgresqlConf(
  * safekeepers pull WAL as streaming-replication clients, named in
  * `synchronous_standby_names`, instead of the walproposer pushing it.
  */
-export async function isVanillaStorage(settings: NodeSettings): Promise<boolean> {
+export async function isVanillaStorage(
+  settings: Pick<NodeSettings, "pgbin">,
+): Promise<boolean> {
   return !(await supportsSyncSafekeepers(settings.pgbin));
 }
 
@@ -52,7 +75,7 @@ export async function isVanillaStorage(settings: NodeSettings): Promise<boolean>
  * override and reloads again (also when `fn` fails). Returns what `fn` returned.
  */
 export async function withClusterSizeOverride<T>(
-  settings: NodeSettings,
+  settings: Pick<NodeSettings, "pgbin" | "pgdata">,
   fn: () => Promise<T>,
 ): Promise<T> {
   try {

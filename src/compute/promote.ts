@@ -18,6 +18,7 @@
  * on, announced to the safekeepers from there (`ComputeNode.restartAsPrimary`).
  */
 
+import { TaskGroup } from "../_async.ts";
 import type { LfcPrewarmState } from "../api/lfc.ts";
 import { type ParsedSpec, parseSpec } from "../api/parsed_spec.ts";
 import type { PromoteConfig, PromoteState } from "../api/promote.ts";
@@ -31,8 +32,8 @@ import {
 } from "../postgres/promote.ts";
 import { type FailpointRegistry, failpoints as processFailpoints } from "./failpoints.ts";
 import type { Lfc } from "./lfc.ts";
-import type { ComputeNode } from "./node.ts";
 import { isVanillaStorage } from "./postgres_config.ts";
+import type { NodeSettings } from "./settings.ts";
 
 const log = getLogger("promote");
 
@@ -56,6 +57,8 @@ export interface PromoteContext {
   failpoints?: FailpointRegistry;
   /** Replay polling, for tests. */
   replay?: Pick<ReplayWaitOptions, "retries" | "retryIntervalMs">;
+  /** Waits until Postgres has replayed the old primary's WAL; default `waitForReplay`. */
+  waitForReplay?: (options: ReplayWaitOptions) => Promise<number>;
 }
 
 /** Rust's variant name of a prewarm state, as the refusal names it (`NotPrewarmed`). */
@@ -70,6 +73,7 @@ function msSince(start: number): number {
 /** The promotion of one compute: runs at most once. */
 export class Promoter {
   readonly #ctx: PromoteContext;
+  readonly #work = new TaskGroup("promotion");
   #outcome: Promise<PromoteState> | undefined;
 
   constructor(ctx: PromoteContext) {
@@ -80,15 +84,30 @@ export class Promoter {
    * Validates `config.spec` as the primary's spec (throws `SpecError`, HTTP
    * 400), then starts the promotion or joins the one already started, and
    * resolves with its final state (`completed` or `failed`); never rejects.
+   * After {@link stop}, a promotion that never started fails at once.
    */
   promote(config: PromoteConfig): Promise<PromoteState> {
     const pspec = parseSpec({ ...config.spec, mode: "Primary" });
-    this.#outcome ??= this.#run(pspec, config.wal_flush_lsn).catch((error) => {
+    this.#outcome ??= this.#start(pspec, config.wal_flush_lsn);
+    return this.#outcome;
+  }
+
+  /** Shutdown: refuses to start a promotion and resolves when a running one has ended. */
+  async stop(): Promise<void> {
+    await this.#work.close();
+  }
+
+  #start(pspec: ParsedSpec, walFlushLsn: bigint): Promise<PromoteState> {
+    const failed = (error: unknown): PromoteState => {
       const message = errorMessage(error);
       log.error("promotion failed", { error: message });
-      return { status: "failed", error: message } satisfies PromoteState;
-    });
-    return this.#outcome;
+      return { status: "failed", error: message };
+    };
+    try {
+      return this.#work.run(() => this.#run(pspec, walFlushLsn).catch(failed));
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
   }
 
   async #run(pspec: ParsedSpec, walFlushLsn: bigint): Promise<PromoteState> {
@@ -106,7 +125,12 @@ export class Promoter {
       log.warn("compute prewarm failed", { error: prewarm.error });
     }
 
-    const lsnWaitTimeMs = await waitForReplay({ connstr: ctx.connstr, walFlushLsn, ...ctx.replay });
+    const waitForReplayed = ctx.waitForReplay ?? waitForReplay;
+    const lsnWaitTimeMs = await waitForReplayed({
+      connstr: ctx.connstr,
+      walFlushLsn,
+      ...ctx.replay,
+    });
 
     const failpoints = ctx.failpoints ?? processFailpoints;
     const beforePromote = async () => {
@@ -144,28 +168,39 @@ function promoteInPlaceAt(connstr: string): LeaveRecovery {
     promoteInPlace({ connstr, safekeepers: pspec.safekeeperConnstrings, beforePromote });
 }
 
+/** What {@link createPromoter} needs from the compute. */
+export interface PromotableCompute {
+  readonly settings: Pick<NodeSettings, "connstr" | "pgbin">;
+  readonly parsedSpec: ParsedSpec | null;
+  /** Vanilla storage's way out of recovery: a restart that stays on timeline 1. */
+  restartAsPrimary(pspec: ParsedSpec): Promise<void>;
+  /** Makes `pspec` the compute's spec and reconfigures Postgres for it. */
+  installPromotedSpec(pspec: ParsedSpec): Promise<void>;
+}
+
 /**
- * `node`'s way out of recovery: in place where the binary is Neon's; on
+ * `compute`'s way out of recovery: in place where the binary is Neon's; on
  * vanilla storage a restart that stays on timeline 1, then the check that
  * Postgres accepts writes.
  */
-function leaveRecoveryOf(node: ComputeNode): LeaveRecovery {
-  const inPlace = promoteInPlaceAt(node.settings.connstr);
+function leaveRecoveryOf(compute: PromotableCompute): LeaveRecovery {
+  const { connstr } = compute.settings;
+  const inPlace = promoteInPlaceAt(connstr);
   return async (pspec, beforePromote) => {
-    if (!(await isVanillaStorage(node.settings))) return await inPlace(pspec, beforePromote);
+    if (!(await isVanillaStorage(compute.settings))) return await inPlace(pspec, beforePromote);
     await beforePromote();
-    await node.restartAsPrimary(pspec);
-    await checkWritable(node.settings.connstr);
+    await compute.restartAsPrimary(pspec);
+    await checkWritable(connstr);
   };
 }
 
-/** The promotion of `node`, refused unless `lfc`'s prewarm has ended. */
-export function createPromoter(node: ComputeNode, lfc: Lfc): Promoter {
+/** The promotion of `compute`, refused unless `lfc`'s prewarm has ended. */
+export function createPromoter(compute: PromotableCompute, lfc: Lfc): Promoter {
   return new Promoter({
-    currentSpec: () => node.parsedSpec,
-    connstr: node.settings.connstr,
+    currentSpec: () => compute.parsedSpec,
+    connstr: compute.settings.connstr,
     prewarmState: () => lfc.prewarmState(),
-    leaveRecovery: leaveRecoveryOf(node),
-    installPromotedSpec: (pspec) => node.installPromotedSpec(pspec),
+    leaveRecovery: leaveRecoveryOf(compute),
+    installPromotedSpec: (pspec) => compute.installPromotedSpec(pspec),
   });
 }

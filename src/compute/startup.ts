@@ -5,18 +5,17 @@
  * `pg_hba.conf` / `pg_dynshmem` / `standby.signal`, start Postgres and wait for
  * it, on vanilla storage tell the safekeepers where to pull its WAL from, then
  * (primary only) apply the spec's catalog and start the migrations in the
- * background. Each phase is timed into `ComputeMetrics`.
+ * background, handing them to the node, which awaits them before it ends.
+ * Each phase is timed into `ComputeMetrics`.
  */
 
-import { formatLsn, type Lsn } from "../api/lsn.ts";
+import type { Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, shardLibpqUrl, staticLsn } from "../api/parsed_spec.ts";
 import type { ComputeMetrics } from "../api/responses.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { dbMigrationFailed } from "../metrics.ts";
-import { clientConfig } from "../postgres/connect.ts";
 import {
   ensureMd5HbaLine,
-  ensureReplicationHbaLines,
   lineInFile,
   linkDynshmem,
   recreatePgdata,
@@ -32,39 +31,52 @@ import {
 import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
 import { waitForStandbyReplay } from "../postgres/standby.ts";
 import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
-import { parseSafekeeperAddress } from "../storage/safekeepers.ts";
-import { announceWalSourceToQuorum, type WalSourcePostgres } from "../storage/wal_source.ts";
 import { failpoints } from "./failpoints.ts";
-import { updateCollectionInterval } from "./installed_extensions.ts";
-import type { NodeSettings } from "./node.ts";
+import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
 import {
+  childEnv,
   isVanillaStorage,
   withClusterSizeOverride,
   writePostgresqlConf,
 } from "./postgres_config.ts";
+import type { NodeSettings } from "./settings.ts";
 import type { ComputeState } from "./state.ts";
 import { syncSafekeepersForStart } from "./sync_safekeepers.ts";
+import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
 const log = getLogger("startup");
 
-/** Basebackup retries when `NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES` is unset (11 attempts). */
-export const DEFAULT_BASEBACKUP_RETRIES = 10;
 /** First basebackup retry delay; each next one is 1.5 times longer. */
 export const BASEBACKUP_BASE_DELAY_MS = 500;
 
 /** The line that re-enables logical replication subscribers after the first apply. */
 export const ENABLE_SUBSCRIBERS_LINE = "neon.disable_logical_replication_subscribers=false";
 
+/** The settings the start-up uses. */
+export type StartupSettings = Pick<
+  NodeSettings,
+  "pgbin" | "pgdata" | "connstr" | "privilegedRoleName" | "internalHttpPort" | "basebackupRetries"
+>;
+
 /** What the start-up needs from the node. */
 export interface StartupContext {
-  settings: NodeSettings;
+  settings: StartupSettings;
   state: ComputeState;
   metrics: ComputeMetrics;
   pspec: ParsedSpec;
+  /** `compute_ctl_config.tls` is set. */
+  tls: boolean;
+  /** The installed-extensions interval, which the applied spec replaces. */
+  extensionStats: CollectionInterval;
   /** Called as soon as the postmaster exists, so termination can signal it. */
   onSpawn(proc: PostgresProcess): void;
   /** A primary's start LSN, once chosen: where its WAL begins (vanilla storage re-announces it). */
   onStartLsn(lsn: Lsn): void;
+  /**
+   * The migrations run in the background once the catalog is applied; the node
+   * awaits `done` before it ends (it never rejects: failures are logged).
+   */
+  onMigrationsStarted(done: Promise<void>): void;
   /** Aborted when the compute is being terminated: stops sync and basebackup retries. */
   signal: AbortSignal;
 }
@@ -92,12 +104,6 @@ async function migrationFailAt(): Promise<number | undefined> {
 
 function elapsedMs(since: number): number {
   return Math.round(performance.now() - since);
-}
-
-/** The environment of the compute's Postgres: the storage token as `NEON_AUTH_TOKEN`. */
-export function childEnv(pspec: ParsedSpec): Record<string, string> {
-  const token = pspec.spec.storage_auth_token;
-  return token ? { NEON_AUTH_TOKEN: token } : {};
 }
 
 /** How the start-up ended: the Postgres process (if spawned) and whether it reached `running`. */
@@ -163,7 +169,7 @@ async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   const { settings, metrics, pspec } = ctx;
   const pgdata = settings.pgdata;
   await recreatePgdata(pgdata);
-  await writePostgresqlConf(settings, pspec);
+  await writePostgresqlConf(settings, pspec, { tls: ctx.tls });
 
   const lsn = await chooseLsn(ctx);
   const libpqUrl = shardLibpqUrl(pspec.pageserverConnInfo, 0);
@@ -197,61 +203,6 @@ async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   return lsn;
 }
 
-/**
- * Vanilla storage: lets the safekeepers' hosts open replication sessions as
- * the `--connstr` user (`trust`), so they can stream the compute's WAL.
- */
-export async function ensureSafekeeperHbaLines(
-  settings: NodeSettings,
-  pspec: ParsedSpec,
-): Promise<void> {
-  const hosts = pspec.safekeeperConnstrings.map((entry) => parseSafekeeperAddress(entry).host);
-  await ensureReplicationHbaLines(settings.pgdata, hosts, walSourcePostgres(settings).user);
-}
-
-/** The compute's Postgres as the safekeepers reach it: `--connstr`'s host, port and user. */
-export function walSourcePostgres(settings: NodeSettings): WalSourcePostgres {
-  const config = clientConfig(settings.connstr, { applicationName: "" });
-  return {
-    host: config.host ?? "localhost",
-    port: config.port ?? 5432,
-    user: config.user ?? "cloud_admin",
-  };
-}
-
-/**
- * Vanilla storage: tells a quorum of the spec's safekeepers to stream WAL from
- * this compute, starting at `startLsn`, and logs who accepted (info), who did
- * not (warn) and how long it took. Throws when no quorum accepted (see
- * `announceWalSourceToQuorum`). No safekeepers: nothing to do.
- */
-export async function announceWalSource(
-  settings: NodeSettings,
-  pspec: ParsedSpec,
-  startLsn: Lsn,
-  signal?: AbortSignal,
-): Promise<void> {
-  const addresses = pspec.safekeeperConnstrings;
-  if (addresses.length === 0) return;
-  const startedAt = performance.now();
-  const outcome = await announceWalSourceToQuorum(addresses, {
-    tenantId: pspec.tenantId,
-    timelineId: pspec.timelineId,
-    authToken: pspec.spec.storage_auth_token ?? undefined,
-    postgres: walSourcePostgres(settings),
-    startLsn,
-    signal,
-  });
-  log.info("a quorum of safekeepers pulls WAL from this compute", {
-    accepted: outcome.accepted.join(","),
-    start_lsn: formatLsn(startLsn),
-    duration_ms: elapsedMs(startedAt),
-  });
-  for (const { address, error } of outcome.failed) {
-    log.warn("safekeeper did not accept START_WAL_PULL", { safekeeper: address, error });
-  }
-}
-
 /** Primary: the safekeepers' commit LSN; Static: the spec's; Replica: 0 (latest). */
 async function chooseLsn(ctx: StartupContext): Promise<Lsn> {
   const { pspec } = ctx;
@@ -264,11 +215,11 @@ async function chooseLsn(ctx: StartupContext): Promise<Lsn> {
 /**
  * Applies the spec's roles, databases and extensions with the size limit
  * lifted, re-enables logical replication subscribers, reloads, and starts the
- * migrations in the background.
+ * migrations in the background (handed to the node to await).
  */
 async function configureAsPrimary(ctx: StartupContext): Promise<void> {
   const { settings, pspec } = ctx;
-  updateCollectionInterval(settings, pspec.spec);
+  updateCollectionInterval(ctx.extensionStats, pspec.spec);
   await withClusterSizeOverride(settings, async () => {
     await applySpec(settings.connstr, pspec.spec, {
       concurrency: concurrencyForStartup(pspec.spec),
@@ -277,20 +228,22 @@ async function configureAsPrimary(ctx: StartupContext): Promise<void> {
   });
   await lineInFile(`${settings.pgdata}/postgresql.conf`, ENABLE_SUBSCRIBERS_LINE);
   await reloadPostgres(settings.pgbin, settings.pgdata);
-  startMigrations(settings);
+  ctx.onMigrationsStarted(runMigrationsLogged(settings));
 }
 
-/** Runs the built-in migrations without waiting; failures are counted and logged. */
-function startMigrations(settings: NodeSettings): void {
-  migrationFailAt().then((failAt) =>
-    runMigrations(settings.connstr, {
+/** Runs the built-in migrations; failures are counted and logged, never thrown. */
+export async function runMigrationsLogged(
+  settings: Pick<NodeSettings, "connstr" | "privilegedRoleName">,
+): Promise<void> {
+  try {
+    await runMigrations(settings.connstr, {
       privilegedRoleName: settings.privilegedRoleName,
-      failAt,
+      failAt: await migrationFailAt(),
       onFailure: (migrationId: number) => {
         dbMigrationFailed.inc({ migration_id: String(migrationId) });
       },
-    })
-  ).catch((error: unknown) => {
+    });
+  } catch (error) {
     log.error("migrations failed", { error: errorMessage(error) });
-  });
+  }
 }

@@ -14,7 +14,11 @@ import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { runSyncSafekeepers, supportsSyncSafekeepers } from "../postgres/process.ts";
 import { checkSafekeepersSynced } from "../storage/safekeepers.ts";
-import type { NodeSettings } from "./node.ts";
+import { childEnv } from "./postgres_config.ts";
+import type { NodeSettings } from "./settings.ts";
+
+/** The settings the sync uses: the binary and its data directory. */
+type SyncSettings = Pick<NodeSettings, "pgbin" | "pgdata">;
 
 const log = getLogger("sync_safekeepers");
 
@@ -29,11 +33,6 @@ export const RETRY_CHECK_TIMEOUT_MS = 1000;
 export interface SyncTimings {
   sync_sk_check_ms: number;
   sync_safekeepers_ms: number;
-}
-
-function childEnv(pspec: ParsedSpec): Record<string, string> {
-  const token = pspec.spec.storage_auth_token;
-  return token ? { NEON_AUTH_TOKEN: token } : {};
 }
 
 /** Asks the safekeepers whether a quorum agrees on one committed LSN; null if not. */
@@ -57,7 +56,7 @@ async function fastPath(pspec: ParsedSpec, timeoutMs = FAST_PATH_TIMEOUT_MS): Pr
  * `--sync-safekeepers`). `signal` aborts a running sync (SIGTERM).
  */
 export async function syncSafekeepersForStart(
-  settings: NodeSettings,
+  settings: SyncSettings,
   pspec: ParsedSpec,
   timings: SyncTimings,
   signal?: AbortSignal,
@@ -105,7 +104,7 @@ export async function syncSafekeepersForStart(
  * where supported. Never throws: returns null and logs why when neither works.
  */
 export async function syncSafekeepersOnShutdown(
-  settings: NodeSettings,
+  settings: SyncSettings,
   pspec: ParsedSpec,
   signal?: AbortSignal,
 ): Promise<Lsn | null> {

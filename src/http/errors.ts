@@ -7,7 +7,7 @@
  */
 
 import { SpecError } from "../api/parsed_spec.ts";
-import { ConfigurationFailedError, RefreshNotAllowedError } from "../compute/node.ts";
+import { ConfigurationFailedError, RefreshNotAllowedError } from "../compute/errors.ts";
 import { InvalidStatusError } from "../compute/state.ts";
 import { errorMessage, getLogger } from "../log.ts";
 

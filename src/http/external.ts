@@ -7,9 +7,7 @@
  */
 
 import type { MiddlewareHandler } from "hono";
-import { createLfc } from "../compute/lfc.ts";
 import type { ComputeNode } from "../compute/node.ts";
-import { createPromoter } from "../compute/promote.ts";
 import { internalRoutes } from "./internal.ts";
 import { buildOpenApiDocument } from "./openapi.ts";
 import { autoscalingMetricsRoute } from "./routes/autoscaling_metrics.ts";
@@ -33,9 +31,9 @@ import { statusRoute } from "./routes/status.ts";
 import { terminateRoute } from "./routes/terminate.ts";
 import { buildApp, type HttpServer, type Route, serveApp } from "./server.ts";
 
-/** The external routes, in the reference's order. */
+/** The external routes, in the reference's order; the services are the node's. */
 export function externalRoutes(node: ComputeNode): Route[] {
-  const lfc = createLfc(node);
+  const { lfc, promoter } = node.services;
   const routes: Route[] = [
     metricsRoute(),
     // The internal table is built again here only for its documentation.
@@ -46,7 +44,7 @@ export function externalRoutes(node: ComputeNode): Route[] {
     lfcPrewarmCancelRoute(lfc),
     lfcOffloadStateRoute(lfc),
     lfcOffloadStartRoute(lfc),
-    promoteRoute(createPromoter(node, lfc)),
+    promoteRoute(promoter),
     checkWritabilityRoute(node),
     configureRoute(node),
     databaseSchemaRoute(node),

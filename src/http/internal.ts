@@ -5,7 +5,6 @@
  * `/refresh_configuration`, `/failpoints`. No auth.
  */
 
-import { createExtensionServer, type ExtensionServer } from "../compute/extension_server.ts";
 import type { FailpointRegistry } from "../compute/failpoints.ts";
 import type { ComputeNode } from "../compute/node.ts";
 import { extensionServerRoute } from "./routes/extension_server.ts";
@@ -17,16 +16,14 @@ import { buildApp, type HttpServer, type Route, serveApp } from "./server.ts";
 
 /** What the internal routes need beyond the node (from the command line). */
 export interface InternalRouteOptions {
-  /** Default: one without remote extension storage (every request 412). */
-  extensionServer?: ExtensionServer;
   /** The failpoints `POST /failpoints` configures; undefined: 412 (no `--enable-failpoints`). */
   failpoints?: FailpointRegistry;
 }
 
-/** The internal routes. */
+/** The internal routes; the extension server is the node's. */
 export function internalRoutes(node: ComputeNode, options: InternalRouteOptions = {}): Route[] {
   return [
-    extensionServerRoute(options.extensionServer ?? createExtensionServer(node)),
+    extensionServerRoute(node.services.extensionServer),
     extensionsRoute(node),
     grantsRoute(node),
     refreshConfigurationRoute(node),

@@ -1,11 +1,12 @@
 /**
  * `src/compute/extension_server.ts` with fake downloads: Neon's check order,
- * de-duplication of concurrent downloads (single flight per archive) and a
- * retry after a failed one. Real downloads are in
+ * de-duplication of concurrent downloads (single flight per archive), a
+ * retry after a failed one, and the stop at shutdown. Real downloads are in
  * `tests/integration/extension_server_test.ts`.
  */
 
 import assert from "node:assert/strict";
+import { TaskGroupClosedError } from "../../src/_async.ts";
 import {
   ExtensionServer,
   ExtensionServerError,
@@ -133,5 +134,37 @@ Deno.test("extension server: Neon's check order, one download per archive", asyn
   assert.equal(
     await kind(failing.download("pg_trgm", false)),
     'download_failed: Failed to download a remote file: error downloading extension "pg_trgm": "x"',
+  );
+});
+
+Deno.test("extension server: stop waits for a running download, then refuses requests", async () => {
+  const gate = deferred();
+  const downloading = deferred();
+  const events: string[] = [];
+  const server = new ExtensionServer({
+    baseUrl: "http://store/",
+    pgbin: "/pg/bin/postgres",
+    currentSpec: () => testParsedSpec({ remote_extensions: REMOTE }),
+    buildTag: "tag",
+    arch: "amd64",
+    readPgConfig: () =>
+      Promise.resolve({ version: "PostgreSQL 15.4", sharedir: "/s", pkglibdir: "/l" }),
+    download: async () => {
+      downloading.resolve();
+      await gate.promise;
+      events.push("downloaded");
+      return { bytes: 1, files: [] };
+    },
+  });
+  const request = server.download("pg_trgm", false);
+  await downloading.promise;
+  const stopped = server.stop().then(() => events.push("stopped"));
+  await assert.rejects(server.download("pg_trgm", false), TaskGroupClosedError);
+  gate.resolve();
+  await Promise.all([request, stopped]);
+  assert.deepEqual(events, ["downloaded", "stopped"]);
+  await assert.rejects(
+    server.download("pg_trgm", false),
+    /extension server: the compute is shutting down/,
   );
 });

@@ -3,8 +3,10 @@ import {
   collectionIntervalFor,
   DEFAULT_COLLECTION_INTERVAL_SECONDS,
   recordInstalledExtensions,
+  runInstalledExtensionsStats,
   updateCollectionInterval,
 } from "../../src/compute/installed_extensions.ts";
+import { ComputeState } from "../../src/compute/state.ts";
 import { renderMetrics } from "../../src/metrics.ts";
 import { aggregateExtensions } from "../../src/postgres/installed_extensions.ts";
 import { metricValue } from "../integration/_helpers.ts";
@@ -38,11 +40,37 @@ Deno.test("the collection interval follows suspend_timeout_seconds; -1 and 0 mea
   assert.equal(collectionIntervalFor({ suspend_timeout_seconds: 0 }), 3600);
   assert.equal(collectionIntervalFor({ suspend_timeout_seconds: 300 }), 300);
   assert.equal(DEFAULT_COLLECTION_INTERVAL_SECONDS, 3600);
-  const settings: { installedExtensionsCollectionIntervalSeconds?: number } = {
-    installedExtensionsCollectionIntervalSeconds: 60,
-  };
-  updateCollectionInterval(settings, { suspend_timeout_seconds: 900 });
-  assert.equal(settings.installedExtensionsCollectionIntervalSeconds, 900);
+  const interval = { seconds: 60 };
+  updateCollectionInterval(interval, { suspend_timeout_seconds: 900 });
+  assert.equal(interval.seconds, 900);
+});
+
+Deno.test("the statistics task, stopped, awaits the first scan it started", async () => {
+  const state = new ComputeState();
+  state.transition("init");
+  state.transition("running");
+  const scan = Promise.withResolvers<void>();
+  let scanEnded = false;
+  const stop = new AbortController();
+  const task = runInstalledExtensionsStats({
+    connstr: "postgresql://unused",
+    state,
+    interval: { seconds: 3600 },
+    isPrimary: () => true,
+    collect: async () => {
+      stop.abort();
+      await scan.promise;
+      scanEnded = true;
+    },
+  }, stop.signal);
+  let taskEnded = false;
+  task.then(() => taskEnded = true);
+  // One turn of the event loop: without the wait for its scan, the aborted task ends in it.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(taskEnded, false, "the task ended while its first scan was still running");
+  scan.resolve();
+  await task;
+  assert.equal(scanEnded, true);
 });
 
 Deno.test("compute_installed_extensions gets one series per entry; old series stay", async () => {

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { parseLsn } from "../../src/api/lsn.ts";
 import { parseComputeSpecJson, type ParsedSpec, parseSpec } from "../../src/api/parsed_spec.ts";
 import { walSourceChanged } from "../../src/compute/configurator.ts";
-import type { NodeSettings } from "../../src/compute/node.ts";
-import { walSourcePostgres } from "../../src/compute/startup.ts";
+import { walSourcePostgres } from "../../src/compute/wal_source.ts";
 import {
   announceWalSourceToQuorum,
   walHistoryId,
@@ -52,7 +51,7 @@ Deno.test("walPullCommand: a quote inside a value is doubled, nothing else is to
 });
 
 Deno.test("walSourcePostgres: host, port and user from --connstr, with libpq's defaults", () => {
-  const from = (connstr: string) => walSourcePostgres({ connstr } as NodeSettings);
+  const from = (connstr: string) => walSourcePostgres({ connstr });
   assert.deepEqual(from("postgresql://cloud_admin@127.0.0.1:55432/postgres"), {
     host: "127.0.0.1",
     port: 55432,

@@ -1,0 +1,49 @@
+/**
+ * @module
+ * The compute's on-demand services, owned by the node: the LFC jobs, the
+ * promotion and the extension server. The node builds them, the HTTP routes
+ * use them through it, and the node's `run()` stops them and waits for their
+ * work before the compute ends.
+ */
+
+import { createExtensionServer, type ExtensionServer } from "./extension_server.ts";
+import { createLfc, type Lfc } from "./lfc.ts";
+import { createPromoter, type PromotableCompute, type Promoter } from "./promote.ts";
+import type { NodeSettings } from "./settings.ts";
+
+/** The services of one compute. */
+export interface ComputeServices {
+  /** `/lfc/prewarm`, `/lfc/offload`. */
+  readonly lfc: Lfc;
+  /** `/promote`. */
+  readonly promoter: Promoter;
+  /** `/extension_server/…`. */
+  readonly extensionServer: ExtensionServer;
+}
+
+/** What the services need from the compute. */
+export interface ServiceOwner extends PromotableCompute {
+  readonly settings: Pick<NodeSettings, "connstr" | "pgbin" | "remoteExtBaseUrl">;
+}
+
+/** The services of `compute`; nothing starts until a route asks. */
+export function createComputeServices(compute: ServiceOwner): ComputeServices {
+  const lfc = createLfc(compute);
+  return {
+    lfc,
+    promoter: createPromoter(compute, lfc),
+    extensionServer: createExtensionServer(compute),
+  };
+}
+
+/**
+ * Stops every service (a running prewarm is cancelled; from now on each
+ * refuses new work) and resolves when the work they had started has ended.
+ */
+export async function stopComputeServices(services: ComputeServices): Promise<void> {
+  await Promise.all([
+    services.lfc.stop(),
+    services.promoter.stop(),
+    services.extensionServer.stop(),
+  ]);
+}
