@@ -3,13 +3,17 @@
  * What a running cluster can be asked to do, as the tests, the admin API and
  * `deno task failover` ask it: stop, kill and start pageservers, safekeepers
  * and computes; add a Static or Replica compute; migrate a tenant to another
- * pageserver as Neon's storage controller does. Each operation refuses with a
+ * pageserver as Neon's storage controller does; create a timeline from the
+ * PGDATA fast_import published. Each operation refuses with a
  * {@linkcode HarnessNotFoundError}, {@linkcode HarnessConflictError} or
  * {@linkcode HarnessBadRequestError}; operations on one component (or one
  * tenant) run one after the other.
  */
 
+import { isAbsolute, join } from "node:path";
 import { formatLsn, parseLsn } from "../src/api/lsn.ts";
+import { isHexId } from "../src/api/ids.ts";
+import { ImportedImageError } from "./base_image.ts";
 import type { ComputeHandle, ComputeOptions, ConfigFile } from "./_compute.ts";
 import { specPageserver } from "./_compute.ts";
 import { type SpecMode, withPageserver } from "./_compute_spec.ts";
@@ -50,6 +54,14 @@ export interface MigrationResult {
   notified: string[];
 }
 
+/** What {@linkcode ClusterOperations.importTimeline} created. */
+export interface ImportedTimeline {
+  tenant_id: string;
+  timeline_id: string;
+  /** Where the timeline's WAL begins: the end of the imported image's shutdown checkpoint. */
+  initial_lsn: string;
+}
+
 /** The cluster operations; `cluster.ts` puts them on the `Cluster`. */
 export interface ClusterOperations {
   /** `stop` (graceful), `kill` (every connection dropped) or `start` (same ports) a pageserver. */
@@ -84,6 +96,18 @@ export interface ClusterOperations {
     toPageserverId: number,
     options?: { notify?: boolean },
   ): Promise<MigrationResult>;
+  /**
+   * Creates timeline `timelineId` of `tenantId` from what fast_import
+   * published in `importDir` (absolute): `status/pgdata` must say
+   * `{"done": true}`, and `pgdata/` becomes the first base image. A compute
+   * started on it (`startCompute`, `addCompute`) sees the imported data.
+   * Nothing is left in the store when it fails.
+   */
+  importTimeline(
+    tenantId: string,
+    timelineId: string,
+    importDir: string,
+  ): Promise<ImportedTimeline>;
 }
 
 /** What the operations need from the cluster. */
@@ -189,6 +213,31 @@ export function clusterOperations(ctx: OperationsContext): ClusterOperations {
     });
   };
 
+  const importTimeline = async (tenantId: string, timelineId: string, importDir: string) => {
+    const tenant = checkedId("tenant", tenantId);
+    const timeline = checkedId("timeline", timelineId);
+    return await serialized(
+      `timeline:${tenant}/${timeline}`,
+      async (): Promise<ImportedTimeline> => {
+        if (ctx.store.hasTimeline(tenant, timeline)) {
+          throw new HarnessConflictError(`timeline ${tenant}/${timeline} already exists`);
+        }
+        const pgdata = await publishedPgdata(importDir);
+        try {
+          await ctx.store.importTimeline(tenant, timeline, pgdata);
+        } catch (error) {
+          if (error instanceof ImportedImageError) throw new HarnessBadRequestError(error.message);
+          throw error;
+        }
+        return {
+          tenant_id: tenant,
+          timeline_id: timeline,
+          initial_lsn: formatLsn(ctx.store.initialLsn(tenant, timeline)),
+        };
+      },
+    );
+  };
+
   return {
     pageserverAction: (id, action) =>
       componentAction("pageserver", ctx.pageservers, id, action, serialized),
@@ -197,7 +246,51 @@ export function clusterOperations(ctx: OperationsContext): ClusterOperations {
     computeAction: computeAction as ClusterOperations["computeAction"],
     addCompute,
     migrateTenant,
+    importTimeline,
   };
+}
+
+/** A tenant or timeline id in lower case; a bad one is a bad request. */
+function checkedId(kind: "tenant" | "timeline", id: string): string {
+  if (!isHexId(id)) throw new HarnessBadRequestError(`invalid ${kind} id ${JSON.stringify(id)}`);
+  return id.toLowerCase();
+}
+
+/**
+ * The `pgdata/` of a directory fast_import published to (`--destination-dir`),
+ * once its `status/pgdata` says `{"done": true}`, as Neon's pageserver waits
+ * for that marker; otherwise a {@linkcode HarnessBadRequestError} saying what
+ * is missing.
+ */
+export async function publishedPgdata(importDir: string): Promise<string> {
+  if (!isAbsolute(importDir)) {
+    throw new HarnessBadRequestError(`import_pgdata must be an absolute path, got ${importDir}`);
+  }
+  const statusPath = join(importDir, "status", "pgdata");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(statusPath);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new HarnessBadRequestError(
+      `${importDir} holds no finished fast_import pgdata: ${statusPath} does not exist`,
+    );
+  }
+  let done = false;
+  try {
+    done = JSON.parse(text)?.done === true;
+  } catch {
+    // not JSON: not done
+  }
+  if (!done) {
+    throw new HarnessBadRequestError(
+      `${statusPath} says ${JSON.stringify(text.trim())}, not {"done": true}`,
+    );
+  }
+  const pgdata = join(importDir, "pgdata");
+  const info = await Deno.stat(pgdata).catch(() => null);
+  if (!info?.isDirectory) throw new HarnessBadRequestError(`${pgdata} is not a directory`);
+  return pgdata;
 }
 
 /** A pageserver or safekeeper: both stop, die and come back. */

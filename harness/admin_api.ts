@@ -14,6 +14,9 @@
  * - `POST /harness/computes` `{mode, lsn?, tenant_id?, timeline_id?}` → 201, the
  *   new compute's `cluster.json` entry, once running
  * - `POST /harness/tenants/{tenant_id}/migrate` `{to, notify?}` → the migration
+ * - `POST /harness/tenants/{tenant_id}/timelines` `{timeline_id, import_pgdata}` →
+ *   201 `{tenant_id, timeline_id, initial_lsn}`: a timeline made from the PGDATA
+ *   fast_import published in the directory `import_pgdata`
  *
  * Each route is a line of the table below: its body schema (zod) and one call
  * on the cluster; the logic lives in `_cluster_operations.ts`.
@@ -68,6 +71,11 @@ const migrateBody = z.strictObject({
   notify: z.boolean().default(true),
 });
 
+const importTimelineBody = z.strictObject({
+  timeline_id: hexId,
+  import_pgdata: z.string().min(1, "expected the directory fast_import published to"),
+});
+
 /** Every route of the admin API. */
 export const ADMIN_ROUTES: readonly AdminRoute[] = [
   route("GET", "/harness/state", null, (cluster) => ok(cluster.clusterJson())),
@@ -106,6 +114,15 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     migrateBody,
     async (cluster, { tenantId }, { to, notify }) =>
       ok(await cluster.migrateTenant(tenantId, to, { notify })),
+  ),
+  route(
+    "POST",
+    "/harness/tenants/:tenantId/timelines",
+    importTimelineBody,
+    async (cluster, { tenantId }, { timeline_id, import_pgdata }) => ({
+      status: 201,
+      body: await cluster.importTimeline(tenantId, timeline_id, import_pgdata),
+    }),
   ),
 ];
 

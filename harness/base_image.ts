@@ -8,7 +8,9 @@
  * The first base image of every timeline is a copy of a template: `initdb` runs
  * once per process and Postgres binary directory, the result is cycled through a
  * standby start and stop, and cached in a private temporary directory removed
- * when the process unloads. Later base images come from compaction
+ * when the process unloads. A timeline imported from fast_import's PGDATA
+ * starts from a copy of that instead, cycled the same way
+ * ({@linkcode prepareImportedImage}). Later base images come from compaction
  * (`compaction.ts`).
  */
 
@@ -184,18 +186,32 @@ async function buildTemplate(binDir: string): Promise<string> {
 /** Starts the fresh cluster once as a standby and stops it: "shut down in recovery". */
 async function cycleAsStandby(binDir: string, root: string, pgdata: string): Promise<void> {
   const owner = await pgFileOwner();
+  const signal = join(pgdata, "standby.signal");
+  await Deno.writeTextFile(signal, "");
+  if (owner) await Deno.chown(signal, owner.uid, owner.gid);
+  await startAndStop(binDir, root, pgdata);
+  await Deno.remove(signal);
+}
+
+/**
+ * Starts Postgres on `pgdata` (no TCP; its socket and log in `root`), waits
+ * until it is up, and stops it (fast). A failed start throws with its log.
+ */
+async function startAndStop(
+  binDir: string,
+  root: string,
+  pgdata: string,
+  extraOptions = "",
+): Promise<void> {
+  const owner = await pgFileOwner();
   const socketDir = join(root, "socket");
   const logFile = join(root, "standby.log");
-  const signal = join(pgdata, "standby.signal");
   await Deno.mkdir(socketDir, { mode: 0o700 });
-  await Deno.writeTextFile(signal, "");
-  if (owner) {
-    await Deno.chown(socketDir, owner.uid, owner.gid);
-    await Deno.chown(signal, owner.uid, owner.gid);
-  }
+  if (owner) await Deno.chown(socketDir, owner.uid, owner.gid);
   const pgCtl = join(binDir, "pg_ctl");
   const serverOptions =
-    `-c listen_addresses= -c unix_socket_directories=${socketDir} -c port=5432 -c fsync=off`;
+    `-c listen_addresses= -c unix_socket_directories=${socketDir} -c port=5432 -c fsync=off` +
+    extraOptions;
   try {
     await runAsPgUser(pgCtl, [
       "start",
@@ -216,10 +232,89 @@ async function cycleAsStandby(binDir: string, root: string, pgdata: string): Pro
     await runAsPgUser(pgCtl, ["stop", "-w", "-t", "120", "-m", "fast", "-D", pgdata], {
       check: false,
     });
+    await Deno.remove(logFile).catch(() => {});
+    await Deno.remove(socketDir, { recursive: true }).catch(() => {});
   }
-  await Deno.remove(signal);
-  await Deno.remove(logFile).catch(() => {});
-  await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+}
+
+// ---------------------------------------------------------------------------
+// Imported data directories (fast_import's published PGDATA)
+
+/** An imported PGDATA that cannot become a base image. */
+export class ImportedImageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ImportedImageError";
+  }
+}
+
+/**
+ * Turns a private copy of an imported PGDATA into a base image in place: it
+ * must be a PGDATA of `binDir`'s major version on timeline 1, shut down
+ * cleanly (or already a base image). It is given to the Postgres OS user,
+ * started once normally if its last run had `wal_level=minimal` (as
+ * fast_import's private Postgres has; recovery refuses such WAL), then
+ * cycled through a standby start like the template. Throws
+ * {@linkcode ImportedImageError} for a directory that does not qualify.
+ */
+export async function prepareImportedImage(binDir: string, pgdata: string): Promise<void> {
+  const expected = await postgresMajor(binDir);
+  const version = await Deno.readTextFile(join(pgdata, "PG_VERSION")).catch(() => null);
+  if (version === null) {
+    throw new ImportedImageError(`${pgdata} is not a PostgreSQL data directory (no PG_VERSION)`);
+  }
+  if (version.trim() !== String(expected)) {
+    throw new ImportedImageError(
+      `${pgdata} is a PostgreSQL ${version.trim()} data directory; the storage runs ${expected}`,
+    );
+  }
+  const owner = await pgFileOwner();
+  if (owner) {
+    const chown = await new Deno.Command("chown", {
+      args: ["-R", `${owner.uid}:${owner.gid}`, pgdata],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!chown.success) throw new Error(`chown: ${new TextDecoder().decode(chown.stderr).trim()}`);
+  }
+  const fields = await controlData(binDir, pgdata);
+  const state = fields.get("Database cluster state");
+  if (state === BASE_IMAGE_STATE) return;
+  if (state !== "shut down") {
+    throw new ImportedImageError(
+      `${pgdata} is in state ${JSON.stringify(state)}: import a data directory that was shut ` +
+        "down cleanly",
+    );
+  }
+  const timeline = fields.get("Latest checkpoint's TimeLineID");
+  if (timeline !== "1") {
+    throw new ImportedImageError(`${pgdata} is on timeline ${timeline}; the storage needs 1`);
+  }
+  for (const leftover of ["postmaster.pid", "standby.signal", "recovery.signal"]) {
+    await Deno.remove(join(pgdata, leftover)).catch(() => {});
+  }
+  const work = await Deno.makeTempDir({ prefix: "timeline-import-" });
+  try {
+    if (owner) await Deno.chown(work, owner.uid, owner.gid);
+    if (fields.get("wal_level setting") === "minimal") {
+      await startAndStop(binDir, work, pgdata, " -c wal_level=replica");
+    }
+    await cycleAsStandby(binDir, work, pgdata);
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+  const { state: prepared } = await baseImageInfo(binDir, pgdata);
+  if (prepared !== BASE_IMAGE_STATE) {
+    throw new Error(`imported ${pgdata} is in state ${JSON.stringify(prepared)} after preparation`);
+  }
+}
+
+/** The major version of `binDir`'s `postgres` (`postgres (PostgreSQL) 15.18 …` → 15). */
+async function postgresMajor(binDir: string): Promise<number> {
+  const { output } = await runAsPgUser(join(binDir, "postgres"), ["--version"]);
+  const match = /\(PostgreSQL\) (\d+)/.exec(output);
+  if (!match) throw new Error(`postgres --version printed ${JSON.stringify(output.trim())}`);
+  return Number(match[1]);
 }
 
 function rememberTemplateRoot(root: string): void {

@@ -6,10 +6,12 @@
  * runs until SIGINT or SIGTERM, then stops everything and exits 0. The external
  * HTTP server checks JWTs: the summary prints a `curl` with a token, and
  * `cluster.json` holds the tokens and the private key's path. `--no-auth`
- * switches the check off.
+ * switches the check off. `--import SOURCE_URL` first runs fast_import
+ * (`pgdata`) against that database and starts the compute on a timeline made
+ * from its PGDATA, so the compute serves the source's data (in `neondb`).
  *
  * ```sh
- * deno task demo [--dir DIR] [--no-auth]
+ * deno task demo [--dir DIR] [--no-auth] [--import SOURCE_URL]
  * ```
  */
 
@@ -17,10 +19,12 @@ import { Command, CommanderError } from "commander";
 import {
   type Cluster,
   type ComputeHandle,
+  type ComputeOptions,
   SPEC_DATABASE,
   SPEC_ROLE,
   startCluster,
 } from "./cluster.ts";
+import { importDatabase } from "./fast_import_runner.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {
@@ -32,7 +36,15 @@ export interface DemoOptions {
   stopSignal?: Promise<unknown>;
   /** JWT auth on the compute's external server; default true. */
   auth?: boolean;
+  /**
+   * A database (libpq URL or key=value string) to import with fast_import: the
+   * compute then runs on a timeline made from it instead of an empty one.
+   */
+  importSource?: string;
 }
+
+/** fast_import's lines worth showing while the demo imports: its steps, progress and errors. */
+const IMPORT_LINE = /fast_import::(run|dump_restore|main):|progress:| (WARN|ERROR) /;
 
 /**
  * Runs the demo: starts the cluster, waits until the compute is running,
@@ -40,7 +52,8 @@ export interface DemoOptions {
  * stops every process and removes what it created.
  */
 export async function runDemo(
-  { dir, print = console.log, stopSignal = nextTerminationSignal(), auth = true }: DemoOptions = {},
+  { dir, print = console.log, stopSignal = nextTerminationSignal(), auth = true, importSource }:
+    DemoOptions = {},
 ): Promise<void> {
   const ownDir = dir === undefined;
   const outDir = dir ?? await Deno.makeTempDir({ prefix: "compute-ctl-demo-" });
@@ -49,18 +62,42 @@ export async function runDemo(
   let cluster: Cluster | undefined;
   try {
     print(`starting the demo cluster (output in ${outDir}) …`);
+    // The emulated Neon extension heals the compute when its pageserver stops serving it.
+    const computeOptions: ComputeOptions = {
+      id: "compute-1",
+      source: "config",
+      neonExtension: true,
+    };
     cluster = await startCluster({
       pageservers: 2,
       safekeepers: 3,
       exitDelayMs: 1_000,
       auth,
-      // The emulated Neon extension heals the compute when its pageserver stops serving it.
-      computes: [{ id: "compute-1", source: "config", neonExtension: true }],
+      computes: importSource === undefined ? [computeOptions] : [],
     });
+    if (importSource !== undefined) {
+      print("importing the source database with fast_import …");
+      const imported = await importDatabase(cluster, {
+        source: importSource,
+        onLine: (line) => {
+          if (IMPORT_LINE.test(line)) print(`  ${line.replace(/^\S+\s+INFO\s+/, "")}`);
+        },
+      });
+      print(
+        `imported into timeline ${imported.tenant_id}/${imported.timeline_id} ` +
+          `(its WAL starts at ${imported.initial_lsn}); starting the compute on it …`,
+      );
+      await cluster.startCompute({
+        ...computeOptions,
+        tenantId: imported.tenant_id,
+        timelineId: imported.timeline_id,
+      });
+    }
     await cluster.writeClusterJson(clusterJsonPath);
     const compute = cluster.compute("compute-1");
     compute.exited.then((code) => print(`compute ${compute.id} exited with code ${code}`));
-    for (const line of summary(cluster, compute, clusterJsonPath, auth)) print(line);
+    const imported = importSource !== undefined;
+    for (const line of summary(cluster, compute, clusterJsonPath, auth, imported)) print(line);
     await stopSignal;
     print("stopping …");
   } finally {
@@ -76,6 +113,7 @@ function summary(
   compute: ComputeHandle,
   clusterJsonPath: string,
   auth: boolean,
+  imported: boolean,
 ): string[] {
   const curlAuth = auth ? ` -H 'Authorization: Bearer ${compute.tokens.compute}'` : "";
   return [
@@ -107,6 +145,13 @@ function summary(
     "",
     "connect with:",
     `  psql '${compute.postgresUrl}'`,
+    ...(imported
+      ? [
+        `  psql '${
+          compute.connectionUrl({ user: "cloud_admin", database: "neondb" })
+        }'  (imported)`,
+      ]
+      : []),
     `  psql '${
       compute.connectionUrl({
         user: SPEC_ROLE.name,
@@ -146,8 +191,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description("Run a control plane, 2 pageservers, 3 safekeepers and one compute until Ctrl-C")
     .option("--dir <dir>", "where to write cluster.json (default: a fresh temporary directory)")
     .option("--no-auth", "do not check JWTs on the compute's external HTTP server")
-    .action(async (options: { dir?: string; auth: boolean }) => {
-      await runDemo({ dir: options.dir, auth: options.auth });
+    .option(
+      "--import <source_url>",
+      "first import this database with fast_import; the compute runs on the imported timeline",
+    )
+    .action(async (options: { dir?: string; auth: boolean; import?: string }) => {
+      await runDemo({ dir: options.dir, auth: options.auth, importSource: options.import });
     });
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -65,6 +65,7 @@ export type {
   ClusterOperations,
   ComponentAction,
   ComponentState,
+  ImportedTimeline,
   MigrationResult,
   NewComputeMode,
   TimelineChoice,
@@ -350,7 +351,7 @@ async function lostPortRace(compute: ComputeHandle): Promise<boolean> {
  * needs (deno.json, deno.lock, src, node_modules), made once per process. A CI
  * checkout under a private home directory still works that way.
  */
-async function managerRootFor(user: OsUser): Promise<string> {
+export async function managerRootFor(user: OsUser): Promise<string> {
   const main = `${REPO_ROOT}/src/main.ts`;
   try {
     await Deno.stat(main);

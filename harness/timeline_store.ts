@@ -19,6 +19,7 @@ import {
   binDirOf,
   copyImage,
   imageWalSeed,
+  prepareImportedImage,
   templateFor,
   walEndOfImage,
 } from "./base_image.ts";
@@ -91,6 +92,13 @@ export interface TimelineStore extends AsyncDisposable {
   readonly pgbin: string;
   /** Creates a timeline from the (cached) template; rejects a duplicate. */
   createTimeline(tenantId: string, timelineId: string): Promise<void>;
+  /**
+   * Creates a timeline whose first base image is a copy of `pgdata`, a data
+   * directory shut down cleanly (fast_import's), prepared as the template is
+   * (`prepareImportedImage`); rejects a duplicate. On failure nothing of it
+   * is left in the store.
+   */
+  importTimeline(tenantId: string, timelineId: string, pgdata: string): Promise<void>;
   hasTimeline(tenantId: string, timelineId: string): boolean;
   /** The highest LSN a majority of the safekeepers holds: what "latest" means. */
   commitLsn(tenantId: string, timelineId: string): Lsn;
@@ -206,20 +214,29 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     for (const wake of waiters) wake();
   };
 
-  const createTimeline = async (tenantId: string, timelineId: string) => {
+  /**
+   * Registers a new timeline whose first base image `fill` makes in `baseDir`
+   * (which does not exist yet). On any failure the timeline's directory is
+   * removed and nothing is registered.
+   */
+  const addTimeline = async (
+    tenantId: string,
+    timelineId: string,
+    fill: (baseDir: string) => Promise<void>,
+  ) => {
     if (closed) throw new Error("timeline store is closed");
     validateIds(tenantId, timelineId);
     const key = timelineKey(tenantId, timelineId);
     if (timelines.has(key) || creating.has(key)) throw new Error(`timeline ${key} already exists`);
     creating.add(key);
+    const root = join(dir, "tenants", tenantId, "timelines", timelineId);
     try {
       ownsDir ??= !(await pathExists(dir));
-      const root = join(dir, "tenants", tenantId, "timelines", timelineId);
       const baseDir = join(root, "base-0");
       await Deno.mkdir(root, { recursive: true });
       const owner = await pgFileOwner();
       if (owner) await Deno.chown(root, owner.uid, owner.gid);
-      await copyImage(await templateFor(binDir), baseDir);
+      await fill(baseDir);
       const info = await baseImageInfo(binDir, baseDir);
       const initialLsn = await walEndOfImage(baseDir, info);
       timelines.set(key, {
@@ -235,10 +252,24 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
         waiters: new Set(),
         compaction: null,
       });
+    } catch (error) {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+      throw error;
     } finally {
       creating.delete(key);
     }
   };
+
+  const createTimeline = (tenantId: string, timelineId: string) =>
+    addTimeline(tenantId, timelineId, async (baseDir) => {
+      await copyImage(await templateFor(binDir), baseDir);
+    });
+
+  const importTimeline = (tenantId: string, timelineId: string, pgdata: string) =>
+    addTimeline(tenantId, timelineId, async (baseDir) => {
+      await copyImage(pgdata, baseDir);
+      await prepareImportedImage(binDir, baseDir);
+    });
 
   const canonicalEnd = (entry: TimelineEntry, state: WalState): Lsn =>
     historyEnd(entry.terms, state);
@@ -340,6 +371,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     dir,
     pgbin,
     createTimeline,
+    importTimeline,
     hasTimeline: (tenantId, timelineId) => timelines.has(timelineKey(tenantId, timelineId)),
     commitLsn: (tenantId, timelineId) => commitLsn(entryFor(tenantId, timelineId)),
     lastLsn: (tenantId, timelineId) => commitLsn(entryFor(tenantId, timelineId)),

@@ -18,7 +18,7 @@ import {
   HarnessConflictError,
   HarnessNotFoundError,
 } from "../../harness/_errors.ts";
-import { nextComputeId, specMode } from "../../harness/_cluster_operations.ts";
+import { nextComputeId, publishedPgdata, specMode } from "../../harness/_cluster_operations.ts";
 import type { ComputeHandle } from "../../harness/cluster.ts";
 
 const TENANT = "0123456789abcdef0123456789abcdef";
@@ -48,6 +48,9 @@ Deno.test("every admin path reaches its route with its parameters", () => {
     }],
     ["POST", "/harness/computes", "/harness/computes", {}],
     ["POST", `/harness/tenants/${TENANT}/migrate`, "/harness/tenants/", { tenantId: TENANT }],
+    ["POST", `/harness/tenants/${TENANT}/timelines`, "/harness/tenants/:tenantId/timelines", {
+      tenantId: TENANT,
+    }],
   ];
   for (const [method, path, routePrefix, params] of cases) {
     const matched = routeOf(method, path);
@@ -95,6 +98,7 @@ Deno.test("unknown admin paths are 404, wrong methods 405 with Allow", () => {
 Deno.test("bad admin bodies are 400 with a message naming the problem", () => {
   const add = routeOf("POST", "/harness/computes").route;
   const migrate = routeOf("POST", `/harness/tenants/${TENANT}/migrate`).route;
+  const timelines = routeOf("POST", `/harness/tenants/${TENANT}/timelines`).route;
   const cases: [typeof add, string, RegExp][] = [
     [add, "", /a JSON body is required/],
     [add, "{", /invalid JSON body/],
@@ -112,6 +116,11 @@ Deno.test("bad admin bodies are 400 with a message naming the problem", () => {
     [migrate, '{"to": 0}', /to: /],
     [migrate, '{"to": 2, "notify": "yes"}', /notify: .*expected boolean/],
     [migrate, '{"to": 2, "notfy": true}', /Unrecognized key: "notfy"/],
+    [timelines, '{"import_pgdata": "/x"}', /timeline_id: missing field/],
+    [timelines, `{"timeline_id": "${TIMELINE}"}`, /import_pgdata: missing field/],
+    [timelines, `{"timeline_id": "x", "import_pgdata": "/x"}`, /timeline_id: expected 32 hex/],
+    [timelines, `{"timeline_id": "${TIMELINE}", "import_pgdata": ""}`, /import_pgdata: expected/],
+    [timelines, `{"timeline_id": "${TIMELINE}", "import_pgdata": "/x", "x": 1}`, /Unrecognized/],
   ];
   for (const [route, text, message] of cases) {
     const parsed = parseAdminBody(route, text);
@@ -204,6 +213,12 @@ function fakeCluster(answers: Record<string, unknown> = {}) {
         computes: ["compute-1"],
         notified: [],
       })),
+    importTimeline: (tenantId, timelineId, importDir) =>
+      answer("importTimeline", tenantId, timelineId, importDir).then(() => ({
+        tenant_id: tenantId,
+        timeline_id: timelineId,
+        initial_lsn: "0/1CD36A0",
+      })),
   };
   return { cluster, calls };
 }
@@ -244,6 +259,15 @@ Deno.test("the admin handler calls the one operation each route names", async ()
   });
   assert.equal(migrated.status, 200);
   assert.deepEqual(migrated.body.computes, ["compute-1"]);
+  const imported = await send(cluster, "POST", `/harness/tenants/${TENANT}/timelines`, {
+    timeline_id: TIMELINE,
+    import_pgdata: "/tmp/published",
+  });
+  assert.deepEqual([imported.status, imported.body], [201, {
+    tenant_id: TENANT,
+    timeline_id: TIMELINE,
+    initial_lsn: "0/1CD36A0",
+  }]);
   assert.deepEqual(calls, [
     ["pageserverAction", 2, "stop"],
     ["safekeeperAction", 1, "start"],
@@ -251,6 +275,7 @@ Deno.test("the admin handler calls the one operation each route names", async ()
     ["computeAction", "compute-1", "start"],
     ["addCompute", { mode: "Static", lsn: "0/1" }, { tenantId: TENANT, timelineId: TIMELINE }],
     ["migrateTenant", TENANT, 2, { notify: false }],
+    ["importTimeline", TENANT, TIMELINE, "/tmp/published"],
   ]);
 });
 
@@ -260,6 +285,7 @@ Deno.test("the admin handler answers errors as {error} with their status", async
     safekeeperAction: new HarnessConflictError("safekeeper 1 is not running"),
     addCompute: new HarnessBadRequestError('invalid LSN "x"'),
     migrateTenant: new Error("compute c answered /configure with 412"),
+    importTimeline: new HarnessConflictError("timeline exists"),
   });
   const cases: [string, string, unknown, number, string][] = [
     ["POST", "/harness/pageservers/9/stop", undefined, 404, "no pageserver 9"],
@@ -268,6 +294,16 @@ Deno.test("the admin handler answers errors as {error} with their status", async
     ["POST", `/harness/tenants/${TENANT}/migrate`, { to: 1 }, 500, "answered /configure"],
     ["POST", "/harness/computes", { mode: "Primary" }, 400, "invalid body: mode"],
     ["POST", "/harness/nothing", undefined, 404, "no route for POST /harness/nothing"],
+    [
+      "POST",
+      `/harness/tenants/${TENANT}/timelines`,
+      {
+        timeline_id: TIMELINE,
+        import_pgdata: "/p",
+      },
+      409,
+      "timeline exists",
+    ],
   ];
   for (const [method, path, body, status, message] of cases) {
     const answer = await send(cluster, method, path, body);
@@ -277,5 +313,27 @@ Deno.test("the admin handler answers errors as {error} with their status", async
   const wrongMethod = await send(cluster, "GET", "/harness/computes");
   assert.equal(wrongMethod.status, 405);
   assert.equal(wrongMethod.headers.get("allow"), "POST");
-  assert.equal(calls.length, 4, "a bad body or path calls nothing");
+  assert.equal(calls.length, 5, "a bad body or path calls nothing");
+});
+
+Deno.test("publishedPgdata: only a directory fast_import finished publishing to", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "published-" });
+  try {
+    const refusal = async (path: string, message: RegExp) => {
+      const error = await publishedPgdata(path).then(() => null, (e) => e);
+      assert.ok(error instanceof HarnessBadRequestError, `${path}: ${error}`);
+      assert.match(error.message, message);
+    };
+    await refusal("relative/dir", /must be an absolute path/);
+    await refusal(dir, /holds no finished fast_import pgdata: .*status\/pgdata does not exist/);
+    await Deno.mkdir(`${dir}/status`);
+    await Deno.writeTextFile(`${dir}/status/pgdata`, '{"done": false}');
+    await refusal(dir, /says "\{\\"done\\": false\}", not \{"done": true\}/);
+    await Deno.writeTextFile(`${dir}/status/pgdata`, '{"done":true}');
+    await refusal(dir, /pgdata is not a directory/);
+    await Deno.mkdir(`${dir}/pgdata`);
+    assert.equal(await publishedPgdata(dir), `${dir}/pgdata`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
