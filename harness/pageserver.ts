@@ -80,6 +80,10 @@ export interface Pageserver extends AsyncDisposable {
   readonly misroutedRequests: number;
   /** Whether it listens (false between `stop`/`kill` and `start`, and once closed). */
   readonly running: boolean;
+  /** Whether a graceful stop is under way (refusing new queries, letting running ones end). */
+  readonly draining: boolean;
+  /** Basebackups and leases being served right now. */
+  readonly commandsInProgress: number;
   /**
    * Graceful: new connections and queries get `pageserver is shutting down`,
    * running basebackups and leases finish (up to `drainTimeoutMs`), then every
@@ -115,6 +119,7 @@ export function startPageserver(options: PageserverOptions): Pageserver {
   const authenticate = options.jwtPublicKey ? jwtAuthenticator(options.jwtPublicKey) : undefined;
   const ports = { libpq: 0, http: 0 };
   let life: Life | null = null;
+  let drainingLife: Life | null = null;
   let halting: Promise<void> = Promise.resolve();
   /** Handlers of killed connections still winding down (e.g. a basebackup waiting for WAL). */
   const lingering = new Set<Promise<void>>();
@@ -149,13 +154,21 @@ export function startPageserver(options: PageserverOptions): Pageserver {
     const current = life;
     if (current === null) return halting;
     life = null;
+    // From now on new queries are refused; `draining` says so until the drain ends.
+    if (graceful) {
+      current.draining = true;
+      drainingLife = current;
+    }
     const previous = halting;
     halting = (async () => {
       await previous;
       if (graceful) {
-        current.draining = true;
-        await settledWithin([...current.commands], options.drainTimeoutMs ?? DEFAULT_DRAIN_MS);
-        await Promise.all([current.pg.close(), current.http.shutdown()]);
+        try {
+          await settledWithin([...current.commands], options.drainTimeoutMs ?? DEFAULT_DRAIN_MS);
+          await Promise.all([current.pg.close(), current.http.shutdown()]);
+        } finally {
+          if (drainingLife === current) drainingLife = null;
+        }
         return;
       }
       // The listener and every socket close at once; handlers finish on their own.
@@ -188,6 +201,12 @@ export function startPageserver(options: PageserverOptions): Pageserver {
     },
     get running() {
       return life !== null;
+    },
+    get draining() {
+      return drainingLife !== null;
+    },
+    get commandsInProgress() {
+      return life?.commands.size ?? 0;
     },
     stop: () => halt(true),
     kill: () => halt(false),

@@ -13,7 +13,6 @@ import pg from "pg";
 import { addLsn, formatLsn, parseLsn } from "../../src/api/lsn.ts";
 import { type BasebackupResult, fetchBasebackup } from "../../src/storage/basebackup.ts";
 import { type Cluster, startCluster } from "../../harness/cluster.ts";
-import { sleep } from "../../src/_async.ts";
 import { eventually, query, show } from "./_helpers.ts";
 
 interface Answer {
@@ -83,8 +82,11 @@ async function pendingBasebackup(
     gzip: true,
   });
   fetched.catch(() => {});
-  // Time for the connection and the command to reach the pageserver.
-  await sleep(1_000);
+  // The command reached the pageserver: it waits there for the WAL to arrive.
+  await eventually(
+    () => cluster.pageservers[0].commandsInProgress > 0,
+    "the basebackup to reach the pageserver",
+  );
   return { fetched };
 }
 
@@ -158,7 +160,7 @@ Deno.test("harness admin API: every route, its refusals, and the failover moves"
     try {
       const { fetched: finishing } = await pendingBasebackup(cluster, pgdata);
       const stopping = admin(cluster, "POST", "pageservers/1/stop");
-      await sleep(200);
+      await eventually(() => ps1.draining, "pageserver 1 to start draining");
       await assert.rejects(query(ps1.libpqUrl, "set x = 1"), /pageserver is shutting down/);
       await writeWal(first.postgresUrl);
       const result = await finishing;
