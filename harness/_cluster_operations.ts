@@ -10,10 +10,10 @@
  * tenant) run one after the other.
  */
 
-import { isAbsolute, join } from "node:path";
 import { formatLsn, parseLsn } from "../src/api/lsn.ts";
 import { isHexId } from "../src/api/ids.ts";
 import { ImportedImageError } from "./base_image.ts";
+import { publishedPgdata } from "./_published_pgdata.ts";
 import type { ComputeHandle, ComputeOptions, ConfigFile } from "./_compute.ts";
 import { specPageserver } from "./_compute.ts";
 import { type SpecMode, withPageserver } from "./_compute_spec.ts";
@@ -254,43 +254,6 @@ export function clusterOperations(ctx: OperationsContext): ClusterOperations {
 function checkedId(kind: "tenant" | "timeline", id: string): string {
   if (!isHexId(id)) throw new HarnessBadRequestError(`invalid ${kind} id ${JSON.stringify(id)}`);
   return id.toLowerCase();
-}
-
-/**
- * The `pgdata/` of a directory fast_import published to (`--destination-dir`),
- * once its `status/pgdata` says `{"done": true}`, as Neon's pageserver waits
- * for that marker; otherwise a {@linkcode HarnessBadRequestError} saying what
- * is missing.
- */
-export async function publishedPgdata(importDir: string): Promise<string> {
-  if (!isAbsolute(importDir)) {
-    throw new HarnessBadRequestError(`import_pgdata must be an absolute path, got ${importDir}`);
-  }
-  const statusPath = join(importDir, "status", "pgdata");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(statusPath);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    throw new HarnessBadRequestError(
-      `${importDir} holds no finished fast_import pgdata: ${statusPath} does not exist`,
-    );
-  }
-  let done = false;
-  try {
-    done = JSON.parse(text)?.done === true;
-  } catch {
-    // not JSON: not done
-  }
-  if (!done) {
-    throw new HarnessBadRequestError(
-      `${statusPath} says ${JSON.stringify(text.trim())}, not {"done": true}`,
-    );
-  }
-  const pgdata = join(importDir, "pgdata");
-  const info = await Deno.stat(pgdata).catch(() => null);
-  if (!info?.isDirectory) throw new HarnessBadRequestError(`${pgdata} is not a directory`);
-  return pgdata;
 }
 
 /** A pageserver or safekeeper: both stop, die and come back. */

@@ -141,6 +141,25 @@ export function generateComputeSpec(inputs: SpecInputs): JsonObject {
   }, inputs.pageserver);
 }
 
+/** The `postgresql.conf` lines only a Replica's spec has (see {@linkcode renderPostgresqlConf}). */
+const STANDBY_LINE = /^(primary_conninfo|primary_slot_name|hot_standby|recovery_prefetch)\s*=/;
+
+/**
+ * The spec a promoted replica runs (the body of `/promote`): the replica's, as
+ * a Primary with `safekeepers` (`host:port` each), without its standby lines.
+ */
+export function promotedSpec(replicaSpec: JsonObject, safekeepers: readonly string[]): JsonObject {
+  const cluster = replicaSpec.cluster as JsonObject;
+  const conf = String(cluster.postgresql_conf).split("\n")
+    .filter((line) => !STANDBY_LINE.test(line));
+  return {
+    ...replicaSpec,
+    mode: "Primary",
+    safekeeper_connstrings: [...safekeepers],
+    cluster: { ...cluster, postgresql_conf: conf.join("\n") },
+  };
+}
+
 /** The `compute_ctl_config` of generated configs: a JWKS holding `jwk`, or no keys. */
 export function defaultComputeCtlConfig(jwk?: JsonObject): JsonObject {
   return { jwks: { keys: jwk ? [structuredClone(jwk)] : [] } };

@@ -46,6 +46,7 @@ import {
 export {
   md5Password,
   pageserverConnectionInfo,
+  promotedSpec,
   SPEC_DATABASE,
   SPEC_ROLE,
   withPageserver,

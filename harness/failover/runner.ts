@@ -11,6 +11,7 @@ import { formatLsn, type Lsn } from "../../src/api/lsn.ts";
 import { timelineStatus } from "../../src/storage/safekeepers.ts";
 import type { AdminClient, ClusterState, ComputeEntry } from "./admin_client.ts";
 import type { Step } from "./scenario.ts";
+import { promotedSpec } from "../_compute_spec.ts";
 import { verify, withClient, type Workloads } from "./workload.ts";
 
 /** One line of the report. */
@@ -339,20 +340,7 @@ async function promote(replica: ComputeEntry, state: ClusterState, lsn: Lsn, tim
     "the replica's prewarm to end",
   );
   const config = JSON.parse(await Deno.readTextFile(replica.config_path));
-  const spec = {
-    ...config.spec,
-    mode: "Primary",
-    safekeeper_connstrings: state.safekeepers.map((sk) => sk.address),
-    cluster: {
-      ...config.spec.cluster,
-      postgresql_conf: String(config.spec.cluster.postgresql_conf)
-        .split("\n")
-        .filter((line) =>
-          !/^(primary_conninfo|primary_slot_name|hot_standby|recovery_prefetch)\s*=/.test(line)
-        )
-        .join("\n"),
-    },
-  };
+  const spec = promotedSpec(config.spec, state.safekeepers.map((sk) => sk.address));
   const response = await call("POST", "/promote", { spec, wal_flush_lsn: formatLsn(lsn) });
   const text = await response.text();
   if (!response.ok) throw new Error(`/promote answered ${response.status}: ${text}`);

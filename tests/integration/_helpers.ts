@@ -74,16 +74,17 @@ export async function logThroughMarker(
   return log;
 }
 
-/** Polls `check` every 100 ms until it returns true; throws `message` after `timeoutMs`. */
+/** Polls `check` every `intervalMs` (100) until it returns true; throws `message` after `timeoutMs`. */
 export async function eventually(
   check: () => Promise<boolean> | boolean,
   message: string,
   timeoutMs = 30_000,
+  intervalMs = 100,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() >= deadline) throw new Error(`timed out: ${message}`);
-    await sleep(100);
+    await sleep(intervalMs);
   }
 }
 

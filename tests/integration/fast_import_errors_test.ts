@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { publishedPgdata } from "../../harness/_cluster_operations.ts";
+import { publishedPgdata } from "../../harness/_published_pgdata.ts";
 import { HarnessBadRequestError } from "../../harness/_errors.ts";
 import { freePort, pgFileOwner } from "../../harness/_processes.ts";
 import { REPO_ROOT } from "../../harness/cluster.ts";

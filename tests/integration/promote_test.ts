@@ -10,30 +10,17 @@
  */
 
 import assert from "node:assert/strict";
-import { type HttpResult, type JsonObject, startCluster } from "../../harness/cluster.ts";
-import type { Safekeeper } from "../../harness/safekeeper.ts";
+import {
+  type HttpResult,
+  promotedSpec as primarySpecOf,
+  startCluster,
+} from "../../harness/cluster.ts";
 import { eventually, query, show } from "./_helpers.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function assertRequestId(result: HttpResult): void {
   assert.match(result.headers.get("x-request-id") ?? "", UUID);
-}
-
-/**
- * The spec a promoted replica runs: the replica's, as a primary, with the
- * safekeepers a primary is given and without its standby lines.
- */
-function primarySpecOf(replicaSpec: JsonObject, safekeepers: readonly Safekeeper[]): JsonObject {
-  const cluster = replicaSpec.cluster as JsonObject;
-  const conf = String(cluster.postgresql_conf).split("\n")
-    .filter((line) => !/^(primary_conninfo|primary_slot_name|hot_standby)\b/.test(line));
-  return {
-    ...replicaSpec,
-    mode: "Primary",
-    safekeeper_connstrings: safekeepers.map((safekeeper) => safekeeper.address),
-    cluster: { ...cluster, postgresql_conf: conf.join("\n") },
-  };
 }
 
 Deno.test("promote: a replica catches up, becomes primary, takes writes; refusals", async () => {
@@ -61,7 +48,7 @@ Deno.test("promote: a replica catches up, becomes primary, takes writes; refusal
     "SELECT pg_current_wal_flush_lsn()::text AS lsn",
   );
 
-  const promotedSpec = primarySpecOf(replica.spec, cluster.safekeepers);
+  const promotedSpec = primarySpecOf(replica.spec, cluster.safekeepers.map((sk) => sk.address));
   const promote = (target = replica, body: unknown = { spec: promotedSpec, wal_flush_lsn: lsn }) =>
     target.request("POST", "/promote", { body });
 

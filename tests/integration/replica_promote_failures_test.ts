@@ -9,28 +9,15 @@
  */
 
 import assert from "node:assert/strict";
-import { type ComputeHandle, type JsonObject, startCluster } from "../../harness/cluster.ts";
-import type { Safekeeper } from "../../harness/safekeeper.ts";
+import {
+  type ComputeHandle,
+  promotedSpec as primarySpecOf,
+  startCluster,
+} from "../../harness/cluster.ts";
 import { eventually, query, show } from "./_helpers.ts";
 
 const SCHEMA = "shared";
 const GRANTEE = "grantee";
-
-/**
- * The spec a promoted replica runs: the replica's, as a primary, with the
- * safekeepers a primary is given and without its standby lines.
- */
-function primarySpecOf(replicaSpec: JsonObject, safekeepers: readonly Safekeeper[]): JsonObject {
-  const cluster = replicaSpec.cluster as JsonObject;
-  const conf = String(cluster.postgresql_conf).split("\n")
-    .filter((line) => !/^(primary_conninfo|primary_slot_name|hot_standby)\b/.test(line));
-  return {
-    ...replicaSpec,
-    mode: "Primary",
-    safekeeper_connstrings: safekeepers.map((safekeeper) => safekeeper.address),
-    cluster: { ...cluster, postgresql_conf: conf.join("\n") },
-  };
-}
 
 async function inRecovery(compute: ComputeHandle): Promise<boolean> {
   const [{ recovering }] = await query<{ recovering: boolean }>(
@@ -82,7 +69,7 @@ Deno.test("replicas: /grants read-only, /promote with a failpoint and with a dis
     "SELECT pg_current_wal_flush_lsn()::text AS lsn",
   );
   const promotedSpec = (compute: ComputeHandle) => ({
-    spec: primarySpecOf(compute.spec, cluster.safekeepers),
+    spec: primarySpecOf(compute.spec, cluster.safekeepers.map((sk) => sk.address)),
     wal_flush_lsn: lsn,
   });
 

@@ -18,7 +18,8 @@ import {
   HarnessConflictError,
   HarnessNotFoundError,
 } from "../../harness/_errors.ts";
-import { nextComputeId, publishedPgdata, specMode } from "../../harness/_cluster_operations.ts";
+import { nextComputeId, specMode } from "../../harness/_cluster_operations.ts";
+import { publishedPgdata } from "../../harness/_published_pgdata.ts";
 import type { ComputeHandle } from "../../harness/cluster.ts";
 
 const TENANT = "0123456789abcdef0123456789abcdef";
