@@ -262,7 +262,9 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     walDir,
     pruneWal: async (tenantId, timelineId, lsn) => {
       const wal = await life?.wals.get(`${tenantId}/${timelineId}`);
-      await wal?.removeSegmentsBefore(lsn);
+      if (wal === undefined) return false;
+      await wal.removeSegmentsBefore(lsn);
+      return true;
     },
   });
 

@@ -179,11 +179,19 @@ export async function openTimelineWal(
   let current: WalState = state;
   let scanner = new WalRecordScanner({ endOfLastRecord: current.flushLsn });
 
-  const persist = async (next: WalState) => {
-    options.signal?.throwIfAborted();
-    await persistState(dir, next);
-    current = next;
-    options.onChange?.(current);
+  // One state write at a time, each applied to the state the previous one left:
+  // an append and a prune running together must not undo each other's field.
+  let writes: Promise<void> = Promise.resolve();
+  const persist = (update: (state: WalState) => WalState): Promise<void> => {
+    const write = writes.then(async () => {
+      options.signal?.throwIfAborted();
+      const next = update(current);
+      await persistState(dir, next);
+      current = next;
+      options.onChange?.(current);
+    });
+    writes = write.catch(() => {});
+    return write;
   };
 
   return {
@@ -203,24 +211,25 @@ export async function openTimelineWal(
       options.signal?.throwIfAborted();
       await writeSegments(dir, lsn, bytes);
       scanner.push(lsn, bytes);
-      if (scanner.completeLsn > current.flushLsn) {
-        await persist({ ...current, flushLsn: scanner.completeLsn });
+      const completeLsn = scanner.completeLsn;
+      if (completeLsn > current.flushLsn) {
+        await persist((state) => ({ ...state, flushLsn: completeLsn }));
       }
       return current.flushLsn;
     },
     truncate: async (lsn) => {
       const flushLsn = lsn < current.flushLsn ? lsn : current.flushLsn;
       scanner = new WalRecordScanner({ endOfLastRecord: flushLsn });
-      if (flushLsn !== current.flushLsn) await persist({ ...current, flushLsn });
+      if (flushLsn !== current.flushLsn) await persist((state) => ({ ...state, flushLsn }));
     },
     setTerm: async (term) => {
-      if (term !== current.term) await persist({ ...current, term });
+      if (term !== current.term) await persist((state) => ({ ...state, term }));
     },
     removeSegmentsBefore: async (lsn) => {
       const keepFrom = segmentNumber(lsn, SEGMENT_SIZE);
       const first = segmentNumber(current.startLsn, SEGMENT_SIZE);
       if (keepFrom <= first) return;
-      await persist({ ...current, startLsn: keepFrom * BigInt(SEGMENT_SIZE) });
+      await persist((state) => ({ ...state, startLsn: keepFrom * BigInt(SEGMENT_SIZE) }));
       for (let segno = first; segno < keepFrom; segno++) {
         await Deno.remove(join(dir, segmentFileName(1, segno, SEGMENT_SIZE))).catch(() => {});
       }

@@ -73,6 +73,8 @@ interface TimelineEntry {
   leases: Map<Lsn, number>;
   waiters: Set<() => void>;
   compaction: Promise<BaseImage> | null;
+  /** The segment each safekeeper was last told to prune below. */
+  pruned: Map<number, bigint>;
 }
 
 /**
@@ -85,6 +87,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
   const timelines = new Map<string, TimelineEntry>();
   const creating = new Set<string>();
   const activePacks = new Set<Pack>();
+  const pendingPrunes = new Set<Promise<void>>();
   const registrations: SafekeeperRegistration[] = [];
   let ownsDir: boolean | undefined;
   let closed = false;
@@ -137,6 +140,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
         leases: new Map(),
         waiters: new Set(),
         compaction: null,
+        pruned: new Map(),
       });
     } catch (error) {
       await Deno.remove(root, { recursive: true }).catch(() => {});
@@ -202,6 +206,30 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     return stream;
   };
 
+  /**
+   * Has every running safekeeper drop the WAL segments below the horizon: the
+   * oldest base image's redo point, or the slowest safekeeper's end if that is
+   * lower (it still needs its peers' copies). Called when an image is added and
+   * whenever a safekeeper reports progress, so a laggard catching up (or a
+   * stopped one coming back) lets the horizon move on; each safekeeper is asked
+   * again only once the horizon has reached a new segment.
+   */
+  const prune = async (entry: TimelineEntry) => {
+    let horizon = entry.bases[0].redoLsn;
+    for (const sk of registrations) {
+      const state = entry.walStates.get(sk.id);
+      const end = state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
+      if (end < horizon) horizon = end;
+    }
+    const segno = segmentNumber(horizon);
+    await Promise.all(registrations.map(async (sk) => {
+      if ((entry.pruned.get(sk.id) ?? -1n) >= segno) return;
+      entry.pruned.set(sk.id, segno);
+      const done = await sk.pruneWal(entry.tenantId, entry.timelineId, horizon).catch(() => false);
+      if (!done && entry.pruned.get(sk.id) === segno) entry.pruned.delete(sk.id);
+    }));
+  };
+
   const dropUnneeded = async (entry: TimelineEntry) => {
     const now = Date.now();
     for (const [lsn, until] of entry.leases) if (until <= now) entry.leases.delete(lsn);
@@ -209,19 +237,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     const dropped = entry.bases.filter((base) => !keep.includes(base));
     entry.bases = keep;
     for (const base of dropped) await Deno.remove(base.dir, { recursive: true }).catch(() => {});
-    // WAL below the oldest redo point is needed by no base image; a safekeeper behind
-    // that point still needs its peers' copies, so keep what the slowest one lacks.
-    let horizon = keep[0].redoLsn;
-    for (const sk of registrations) {
-      const state = entry.walStates.get(sk.id);
-      const end = state === undefined ? entry.initialLsn : canonicalEnd(entry, state);
-      if (end < horizon) horizon = end;
-    }
-    await Promise.all(
-      registrations.map((sk) =>
-        sk.pruneWal(entry.tenantId, entry.timelineId, horizon).catch(() => {})
-      ),
-    );
+    await prune(entry);
   };
 
   const compact = (entry: TimelineEntry): Promise<BaseImage> => {
@@ -246,6 +262,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
     await Promise.allSettled(
       [...timelines.values()].map((entry) => entry.compaction).filter((c) => c !== null),
     );
+    await Promise.allSettled([...pendingPrunes]);
     for (const pack of activePacks) pack.destroy(new Error("timeline store closed"));
     for (const entry of timelines.values()) notify(entry);
     timelines.clear();
@@ -305,6 +322,11 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
       entry.walStates.set(safekeeperId, state);
       notify(entry);
       maybeCompact(entry);
+      if (!closed) {
+        const pruning = prune(entry);
+        pendingPrunes.add(pruning);
+        pruning.finally(() => pendingPrunes.delete(pruning));
+      }
     },
     walStates: (tenantId, timelineId) => entryFor(tenantId, timelineId).walStates,
     terms: (tenantId, timelineId) => entryFor(tenantId, timelineId).terms,

@@ -46,8 +46,8 @@ export interface SafekeeperRegistration {
   address: string;
   /** The directory of its WAL copy of a timeline (may not exist yet). */
   walDir(tenantId: string, timelineId: string): string;
-  /** Drops its WAL below `lsn` if it is running; a stopped one keeps it. */
-  pruneWal(tenantId: string, timelineId: string, lsn: Lsn): Promise<void>;
+  /** Drops its WAL below `lsn` if it is running (true); a stopped one keeps it (false). */
+  pruneWal(tenantId: string, timelineId: string, lsn: Lsn): Promise<boolean>;
 }
 
 /** The timelines of the emulated storage. */
