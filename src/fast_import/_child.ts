@@ -38,19 +38,28 @@ export interface RelayedChild {
   kill(signal: Deno.Signal): void;
 }
 
+/** `program` with only `env` as its environment, no stdin, both outputs piped. */
+function isolatedCommand(
+  program: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Deno.Command {
+  return new Deno.Command(program, {
+    args: [...args],
+    clearEnv: true,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** Starts `program` with its output relayed; throws {@linkcode ChildError} if it cannot start. */
 export function spawnRelayed(options: RelayedOptions): RelayedChild {
   const { program, args, env, log, onLine, signal } = options;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(program, {
-      args: [...args],
-      clearEnv: true,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = isolatedCommand(program, args, env).spawn();
   } catch (error) {
     throw new ChildError(`spawn ${program}: ${(error as Error).message}`, { cause: error });
   }
@@ -95,14 +104,7 @@ export async function runCaptured(
 ): Promise<CapturedOutput> {
   let output: Deno.CommandOutput;
   try {
-    output = await new Deno.Command(program, {
-      args: [...args],
-      clearEnv: true,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    output = await isolatedCommand(program, args, env).output();
   } catch (error) {
     throw new ChildError(`spawn ${program}: ${(error as Error).message}`, { cause: error });
   }

@@ -13,35 +13,11 @@ import { type Cluster, type ComputeHandle, startCluster } from "../../harness/cl
 import pg from "pg";
 import { readWalState } from "../../harness/safekeeper_wal.ts";
 import { eventually, query } from "./_helpers.ts";
+import { ids, insertRows, range, timelineOf } from "../_support/acked_rows.ts";
 
 /** A compute on the timeline of `first`, under a new id. */
 function successor(cluster: Cluster, first: ComputeHandle, id: string) {
   return cluster.startCompute({ id, tenantId: first.tenantId, timelineId: first.timelineId });
-}
-
-/** Inserts `count` rows one commit each, starting at `from`; returns the LSN after the last. */
-async function insertRows(url: string, from: number, count: number): Promise<bigint> {
-  for (let i = from; i < from + count; i++) {
-    await query(url, "INSERT INTO acked (id, body) VALUES ($1, repeat('x', 200))", [i]);
-  }
-  const [row] = await query<{ lsn: string }>(
-    url,
-    "SELECT pg_current_wal_insert_lsn()::text AS lsn",
-  );
-  return parseLsn(row.lsn);
-}
-
-async function ids(url: string): Promise<number[]> {
-  const rows = await query<{ id: number }>(url, "SELECT id FROM acked ORDER BY id");
-  return rows.map((row) => row.id);
-}
-
-async function timelineOf(url: string): Promise<number> {
-  const [row] = await query<{ tli: number }>(
-    url,
-    "SELECT timeline_id AS tli FROM pg_control_checkpoint()",
-  );
-  return row.tli;
 }
 
 /** Waits until backend `pid` waits for synchronous replication (its commit is not acknowledged). */
@@ -54,10 +30,6 @@ function waitForSyncRep(url: string, pid: number): Promise<void> {
     );
     return rows[0]?.event === "SyncRep";
   }, `backend ${pid} waits for synchronous replication`);
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
 Deno.test("acknowledged rows survive a fast termination and a SIGKILL of the compute", async () => {

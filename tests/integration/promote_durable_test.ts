@@ -18,30 +18,7 @@ import {
 } from "../../harness/cluster.ts";
 import type { Safekeeper } from "../../harness/safekeeper.ts";
 import { eventually, query, show } from "./_helpers.ts";
-
-/** Inserts rows `from`…`from+count-1`, one acknowledged commit each. */
-async function insertRows(url: string, from: number, count: number): Promise<void> {
-  for (let id = from; id < from + count; id++) {
-    await query(url, "INSERT INTO acked (id, body) VALUES ($1, repeat('x', 200))", [id]);
-  }
-}
-
-async function ids(url: string): Promise<number[]> {
-  const rows = await query<{ id: number }>(url, "SELECT id FROM acked ORDER BY id");
-  return rows.map((row) => row.id);
-}
-
-async function timelineOf(url: string): Promise<number> {
-  const [row] = await query<{ tli: number }>(
-    url,
-    "SELECT timeline_id AS tli FROM pg_control_checkpoint()",
-  );
-  return row.tli;
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
-}
+import { ids, insertRows, range, timelineOf } from "../_support/acked_rows.ts";
 
 /** `TIMELINE_STATUS` of every safekeeper of `compute`'s timeline, in cluster order. */
 function statuses(safekeepers: readonly Safekeeper[], compute: ComputeHandle) {
