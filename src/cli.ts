@@ -2,9 +2,9 @@
  * @module
  * The compute_ctl command line: the same long and short flags, defaults, env
  * fallback and mutual exclusions as Neon's `compute_ctl`, plus flags of our own
- * (`--exit-delay-ms`, `--external-http-bind`, `--internal-http-bind`,
- * `--enable-failpoints`). Each flag is defined once, as an `Option` of the
- * command; {@linkcode CliOptions} is inferred from those definitions
+ * (`--exit-delay-ms`, `--tls-cert-check-interval-ms`, `--external-http-bind`,
+ * `--internal-http-bind`, `--enable-failpoints`). Each flag is defined once, as
+ * an `Option` of the command; {@linkcode CliOptions} is inferred from those definitions
  * (`@commander-js/extra-typings`), so adding a flag is one edit. Parsing is
  * pure: it reads the `env` it is given, never exits and never prints; errors
  * and `--help` arrive as a {@linkcode CliError} the caller reports.
@@ -191,6 +191,12 @@ function buildCommand() {
         "--exit-delay-ms <ms>",
         "Linger this long before exiting after a fast termination or a failed start",
       ).default(30000).argParser((value) => parseUnsigned(value, "ms")),
+    )
+    .addOption(
+      new Option(
+        "--tls-cert-check-interval-ms <ms>",
+        "How often the certificate of compute_ctl_config.tls is checked for a change",
+      ).default(60000).argParser((value) => parseUnsigned(value, "ms")),
     )
     .addOption(
       new Option(

@@ -1,7 +1,8 @@
 /**
  * @module
  * The configuration steps start-up and reconfigure share: rendering
- * `postgresql.conf` into PGDATA, the environment Postgres runs in, running
+ * `postgresql.conf` into PGDATA (with the TLS key pair copied beside it when
+ * Postgres serves TLS), the environment Postgres runs in, running
  * catalog changes with the project size limit lifted
  * (`neon.max_cluster_size=-1` in the temporary override file, reloaded in and
  * out), and telling whether the storage runs in vanilla mode.
@@ -9,10 +10,11 @@
 
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { renderPostgresqlConf } from "../postgres/conf.ts";
-import { withTempOverride } from "../postgres/files.ts";
+import { replaceFile, withTempOverride } from "../postgres/files.ts";
 import { readOvercommitMemory } from "../postgres/overcommit.ts";
 import { reloadPostgres, supportsSyncSafekeepers } from "../postgres/process.ts";
 import type { NodeSettings } from "./settings.ts";
+import { activeTls, installKeyPairWhenValid, type TlsConfig } from "./tls.ts";
 
 /** The environment of the compute's Postgres: the storage token as `NEON_AUTH_TOKEN`. */
 export function childEnv(pspec: ParsedSpec): Record<string, string> {
@@ -33,8 +35,13 @@ export type ConfSettings = Pick<
 export interface WriteConfOptions {
   /** Whether commits wait for the safekeepers on vanilla storage (default true). */
   walQuorum?: boolean;
-  /** `compute_ctl_config.tls` is set: Postgres serves TLS. */
-  tls?: boolean;
+  /**
+   * `compute_ctl_config.tls`: when the spec has `tls_experimental`, Postgres
+   * serves TLS with this key pair, copied into PGDATA first.
+   */
+  tls?: TlsConfig | null;
+  /** Stops the wait for a usable TLS key pair (the compute is terminating). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -42,21 +49,25 @@ export interface WriteConfOptions {
  * A binary without `--sync-safekeepers` (vanilla Postgres) gets the vanilla
  * storage line (`synchronous_standby_names` naming the safekeepers) unless
  * `walQuorum` is false: a promoted replica's WAL is on timeline 2, which the
- * safekeepers cannot follow, so it must not wait for them.
+ * safekeepers cannot follow, so it must not wait for them. When Postgres
+ * serves TLS, the key pair is installed first, waiting (retried every second)
+ * until the files hold a matching pair; only `signal` ends that wait early.
  */
 export async function writePostgresqlConf(
   settings: ConfSettings,
   pspec: ParsedSpec,
-  { walQuorum = true, tls }: WriteConfOptions = {},
+  { walQuorum = true, tls, signal }: WriteConfOptions = {},
 ): Promise<void> {
+  const served = activeTls(pspec.spec, tls);
+  if (served !== null) await installKeyPairWhenValid(served, settings.pgdata, { signal });
   const text = renderPostgresqlConf(pspec, {
     privilegedRoleName: settings.privilegedRoleName,
     internalHttpPort: settings.internalHttpPort,
     overcommitMemory: await readOvercommitMemory(),
-    tls,
+    tls: served !== null,
     vanillaStorage: walQuorum && await isVanillaStorage(settings),
   });
-  await Deno.writeTextFile(`${settings.pgdata}/postgresql.conf`, text);
+  await replaceFile(`${settings.pgdata}/postgresql.conf`, text);
 }
 
 /**

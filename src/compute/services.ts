@@ -1,15 +1,17 @@
 /**
  * @module
- * The compute's on-demand services, owned by the node: the LFC jobs, the
- * promotion and the extension server. The node builds them, the HTTP routes
- * use them through it, and the node's `run()` stops them and waits for their
- * work before the compute ends.
+ * The compute's services, owned by the node: the LFC jobs, the promotion and
+ * the extension server, which the HTTP routes use on demand, and the TLS
+ * certificate watcher, which the start-up starts. The node builds them, and
+ * its `run()` stops them and waits for their work before the compute ends.
  */
 
 import { createExtensionServer, type ExtensionServer } from "./extension_server.ts";
 import { createLfc, type Lfc } from "./lfc.ts";
 import { createPromoter, type PromotableCompute, type Promoter } from "./promote.ts";
 import type { NodeSettings } from "./settings.ts";
+import type { ComputeState } from "./state.ts";
+import { createTlsCertWatcher, type TlsCertWatcherService } from "./tls_watcher.ts";
 
 /** The services of one compute. */
 export interface ComputeServices {
@@ -19,20 +21,27 @@ export interface ComputeServices {
   readonly promoter: Promoter;
   /** `/extension_server/…`. */
   readonly extensionServer: ExtensionServer;
+  /** Requests a reconfiguration when the TLS certificate changes. */
+  readonly tlsCertWatcher: TlsCertWatcherService;
 }
 
 /** What the services need from the compute. */
 export interface ServiceOwner extends PromotableCompute {
-  readonly settings: Pick<NodeSettings, "connstr" | "pgbin" | "remoteExtBaseUrl">;
+  readonly state: ComputeState;
+  readonly settings: Pick<
+    NodeSettings,
+    "connstr" | "pgbin" | "remoteExtBaseUrl" | "tlsCertCheckIntervalMs"
+  >;
 }
 
-/** The services of `compute`; nothing starts until a route asks. */
+/** The services of `compute`; nothing starts until a route (or the start-up) asks. */
 export function createComputeServices(compute: ServiceOwner): ComputeServices {
   const lfc = createLfc(compute);
   return {
     lfc,
     promoter: createPromoter(compute, lfc),
     extensionServer: createExtensionServer(compute),
+    tlsCertWatcher: createTlsCertWatcher(compute),
   };
 }
 
@@ -45,5 +54,6 @@ export async function stopComputeServices(services: ComputeServices): Promise<vo
     services.lfc.stop(),
     services.promoter.stop(),
     services.extensionServer.stop(),
+    services.tlsCertWatcher.stop(),
   ]);
 }

@@ -43,6 +43,8 @@ export interface NodeSettings {
   readonly remoteExtBaseUrl?: string;
   /** `--installed-extensions-collection-interval`: the first interval (s); specs replace it. */
   readonly installedExtensionsCollectionIntervalSeconds?: number;
+  /** How often the TLS certificate watcher hashes the certificate (`--tls-cert-check-interval-ms`). */
+  readonly tlsCertCheckIntervalMs?: number;
   /** Delay between rate-limited refreshes (tests shorten it). */
   readonly refreshBackoffMs?: number;
 }
@@ -76,6 +78,7 @@ export function nodeSettings(cli: CliOptions, env: SettingsEnv): NodeSettings {
     privilegedRoleName: cli.privilegedRoleName,
     internalHttpPort: cli.internalHttpPort,
     exitDelayMs: cli.exitDelayMs,
+    tlsCertCheckIntervalMs: cli.tlsCertCheckIntervalMs,
     basebackupRetries: basebackupRetries(env.NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES),
     computeId: cli.computeId,
     configPath: cli.config,

@@ -41,6 +41,7 @@ import {
 } from "./postgres_config.ts";
 import type { NodeSettings } from "./settings.ts";
 import type { ComputeState } from "./state.ts";
+import type { TlsConfig } from "./tls.ts";
 import { syncSafekeepersForStart } from "./sync_safekeepers.ts";
 import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
@@ -64,8 +65,13 @@ export interface StartupContext {
   state: ComputeState;
   metrics: ComputeMetrics;
   pspec: ParsedSpec;
-  /** `compute_ctl_config.tls` is set. */
-  tls: boolean;
+  /** `compute_ctl_config.tls`, or null. */
+  tls: TlsConfig | null;
+  /**
+   * Resolves once the TLS certificate watcher could read and hash the
+   * certificate; Postgres starts only after that (absent: nothing to wait for).
+   */
+  tlsCertReady?: Promise<void>;
   /** The installed-extensions interval, which the applied spec replaces. */
   extensionStats: CollectionInterval;
   /** Called as soon as the postmaster exists, so termination can signal it. */
@@ -126,7 +132,7 @@ export async function startCompute(ctx: StartupContext): Promise<StartupOutcome>
   });
   let proc: PostgresProcess | null = null;
   try {
-    const startLsn = await preparePgdata(ctx);
+    const [startLsn] = await Promise.all([preparePgdata(ctx), ctx.tlsCertReady]);
     if (pspec.spec.mode === "Primary") ctx.onStartLsn(startLsn);
     const startedAt = performance.now();
     proc = spawnPostgres({ pgbin: settings.pgbin, pgdata: settings.pgdata, env: childEnv(pspec) });
@@ -169,7 +175,7 @@ async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   const { settings, metrics, pspec } = ctx;
   const pgdata = settings.pgdata;
   await recreatePgdata(pgdata);
-  await writePostgresqlConf(settings, pspec, { tls: ctx.tls });
+  await writePostgresqlConf(settings, pspec, { tls: ctx.tls, signal: ctx.signal });
 
   const lsn = await chooseLsn(ctx);
   const libpqUrl = shardLibpqUrl(pspec.pageserverConnInfo, 0);

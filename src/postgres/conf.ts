@@ -41,6 +41,19 @@ export interface ConfOptions {
   vanillaStorage?: boolean;
 }
 
+/** The certificate (chain) Postgres serves, relative to PGDATA. */
+export const SERVER_CRT = "server.crt";
+/** The private key of {@link SERVER_CRT}, relative to PGDATA. */
+export const SERVER_KEY = "server.key";
+
+/**
+ * Whether Postgres serves TLS: `compute_ctl_config.tls` is set (`tlsConfigured`)
+ * and the spec has the `tls_experimental` feature. The one place that rule lives.
+ */
+export function servesTls(spec: ComputeSpec, tlsConfigured: boolean): boolean {
+  return tlsConfigured && spec.features.includes("tls_experimental");
+}
+
 /** The last line: lets compute_ctl override GUCs temporarily (see `withTempOverride`). */
 export const TEMP_OVERRIDE_INCLUDE = "include_if_exists = 'compute_ctl_temp_override.conf'";
 
@@ -73,8 +86,8 @@ export function renderPostgresqlConf(pspec: ParsedSpec, options: ConfOptions): s
     if (value != null) lines.push(`${name}=${quoteConfValue(value)}`);
   }
 
-  if (options.tls && spec.features.includes("tls_experimental")) {
-    lines.push("ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'");
+  if (servesTls(spec, options.tls ?? false)) {
+    lines.push("ssl = on", `ssl_cert_file = '${SERVER_CRT}'`, `ssl_key_file = '${SERVER_KEY}'`);
   }
 
   const locale = quoteConfValue(platform === "darwin" ? "C" : "C.UTF-8");

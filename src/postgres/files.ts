@@ -2,7 +2,8 @@
  * @module
  * The small files the manager writes into PGDATA around a basebackup: the
  * `pg_hba.conf` lines it needs, the `pg_dynshmem` symlink, `standby.signal`,
- * the temporary GUC override, and the wipe-and-recreate of the directory itself.
+ * the temporary GUC override, the wipe-and-recreate of the directory itself, and
+ * the one way configuration files are replaced ({@link replaceFile}).
  */
 
 import { isIPv4, isIPv6 } from "node:net";
@@ -15,6 +16,32 @@ export const TEMP_OVERRIDE_FILE = "compute_ctl_temp_override.conf";
 
 /** Where `pg_dynshmem` points, so `dynamic_shared_memory_type = mmap` lives in tmpfs. */
 export const DYNSHMEM_TARGET = "/dev/shm/";
+
+/**
+ * Replaces the file at `path` with `data` through a temporary file beside it
+ * and a rename: Postgres reads the old file or the new one, never half of
+ * one, and a write that fails (a full disk) leaves the old file whole. The new
+ * file gets `mode`, else the old file's mode, else 0600.
+ */
+export async function replaceFile(
+  path: string,
+  data: string | Uint8Array,
+  mode?: number,
+): Promise<void> {
+  const temporary = `${path}.new`;
+  const fileMode = mode ??
+    await Deno.stat(path).then((info) => (info.mode ?? 0o600) & 0o7777, () => 0o600);
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(temporary, data, { mode: fileMode });
+    else await Deno.writeFile(temporary, data, { mode: fileMode });
+    // The mode given at creation is reduced by the umask.
+    await Deno.chmod(temporary, fileMode);
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}
 
 /**
  * Ensures `line` is a line of the file at `path`, creating the file if needed.

@@ -90,6 +90,7 @@ Deno.test("defaults match compute_ctl's, plus ours", () => {
       pgInitTimeoutSeconds: undefined,
       lakebaseMode: false,
       exitDelayMs: 30000,
+      tlsCertCheckIntervalMs: 60000,
       externalHttpBind: "0.0.0.0",
       internalHttpBind: "127.0.0.1",
       enableFailpoints: false,
@@ -126,6 +127,8 @@ Deno.test("short flags, --flag=value and every remaining flag parse", () => {
     "false",
     "--exit-delay-ms",
     "0",
+    "--tls-cert-check-interval-ms",
+    "250",
     "--internal-http-bind",
     "::",
     "--external-http-bind",
@@ -145,6 +148,7 @@ Deno.test("short flags, --flag=value and every remaining flag parse", () => {
   assert.equal(options.pgInitTimeoutSeconds, 90);
   assert.equal(options.lakebaseMode, false);
   assert.equal(options.exitDelayMs, 0);
+  assert.equal(options.tlsCertCheckIntervalMs, 250);
   assert.equal(options.internalHttpBind, "::");
   assert.equal(options.externalHttpBind, "127.0.0.1");
 });
@@ -305,6 +309,7 @@ Deno.test("--help arrives as a CliError with exit code 0 and lists every flag", 
     "--pg-init-timeout",
     "--lakebase-mode",
     "--exit-delay-ms",
+    "--tls-cert-check-interval-ms",
     "--internal-http-bind",
     "-h, --help",
   ];

@@ -5,6 +5,7 @@ import {
   linkDynshmem,
   MD5_HBA_LINE,
   recreatePgdata,
+  replaceFile,
   withTempOverride,
   writeStandbySignal,
 } from "../../src/postgres/files.ts";
@@ -137,5 +138,37 @@ Deno.test("recreatePgdata wipes the directory and recreates it with mode 0700", 
     await Deno.remove(pgdata);
     await recreatePgdata(pgdata);
     assert.equal((await Deno.stat(pgdata)).mode! & 0o777, 0o700);
+  });
+});
+
+Deno.test("replaceFile keeps the old mode, or sets the given one, and leaves no temporary file", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/postgresql.conf`;
+    await Deno.writeTextFile(path, "old\n");
+    await Deno.chmod(path, 0o640);
+    await replaceFile(path, "new\n");
+    assert.equal(await Deno.readTextFile(path), "new\n");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o640);
+    await replaceFile(path, new TextEncoder().encode("bytes\n"), 0o600);
+    assert.equal(await Deno.readTextFile(path), "bytes\n");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    const fresh = `${dir}/server.key`;
+    await replaceFile(fresh, "key");
+    assert.equal((await Deno.stat(fresh)).mode! & 0o777, 0o600, "a new file is owner-only");
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dir))).map((entry) => entry.name).sort(),
+      ["postgresql.conf", "server.key"],
+    );
+  });
+});
+
+Deno.test("replaceFile that cannot write leaves the old file whole", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/postgresql.conf`;
+    await Deno.writeTextFile(path, "old\n");
+    // The temporary file's name is taken by a directory, so the write fails.
+    await Deno.mkdir(`${path}.new`);
+    await assert.rejects(() => replaceFile(path, "new\n"));
+    assert.equal(await Deno.readTextFile(path), "old\n");
   });
 });

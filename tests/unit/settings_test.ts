@@ -46,6 +46,7 @@ Deno.test("settings: every field from its flag or variable", () => {
     privilegedRoleName: "neon_superuser",
     internalHttpPort: 3081,
     exitDelayMs: 30000,
+    tlsCertCheckIntervalMs: 60000,
     basebackupRetries: 3,
     computeId: "compute-one",
     configPath: "/tmp/config.json",
