@@ -2,11 +2,16 @@
  * @module
  * The wire types of the catalog routes: what `/dbs_and_roles` and `/insights`
  * answer, and the bodies of the internal `/extensions` and `/grants` calls.
- * The OpenAPI document and the typed client use these same schemas.
+ * The OpenAPI document and the typed client use these same schemas. Names in
+ * the bodies must be ones PostgreSQL can hold (see `spec_names.ts`): else 422.
  */
 
 import { z } from "zod";
 import { genericOptionSchema } from "./spec.ts";
+import { checkedString, nameProblem, textProblem } from "./spec_names.ts";
+
+/** A name sent to Postgres: no NUL byte, 1 to 63 bytes (else a 422 naming the field). */
+const pgName = checkedString(nameProblem);
 
 /** A role as `/dbs_and_roles` reports it: the raw `rolpassword` verifier, never any options. */
 export const catalogRoleSchema = z.object({
@@ -47,9 +52,9 @@ export type ComputeInsights = z.infer<typeof computeInsightsSchema>;
 
 /** `POST /extensions` body: install or update `extension` to `version` in `database`. */
 export const extensionInstallRequestSchema = z.object({
-  extension: z.string(),
-  database: z.string(),
-  version: z.string(),
+  extension: pgName,
+  database: pgName,
+  version: checkedString(textProblem),
 });
 export type ExtensionInstallRequest = z.infer<typeof extensionInstallRequestSchema>;
 
@@ -81,10 +86,10 @@ export type Privilege = z.infer<typeof privilegeSchema>;
 
 /** `POST /grants` body: grant `privileges` on schema `schema` of `database` to `role`. */
 export const setRoleGrantsRequestSchema = z.object({
-  database: z.string(),
-  schema: z.string(),
+  database: pgName,
+  schema: pgName,
   privileges: z.array(privilegeSchema),
-  role: z.string(),
+  role: pgName,
 });
 export type SetRoleGrantsRequest = z.infer<typeof setRoleGrantsRequestSchema>;
 

@@ -7,8 +7,19 @@
  */
 
 import { z } from "zod";
+import { confTextProblem } from "./conf_syntax.ts";
 import { hexIdSchema } from "./ids.ts";
 import { parseLsn } from "./lsn.ts";
+import {
+  checkedString,
+  confStringProblem,
+  nameProblem,
+  roleNameProblem,
+  settingNameProblem,
+  settingValueProblem,
+  textProblem,
+} from "./spec_names.ts";
+import { databaseOptionProblems, type OptionProblem, roleOptionProblems } from "./spec_options.ts";
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const u64 = z.number().int().min(0);
@@ -23,6 +34,17 @@ export const lsnTextSchema = z.string().refine((text) => {
   }
 }, { message: "invalid LSN, expected X/Y in hexadecimal" });
 
+/** Adds each option problem as an issue at `options.<index>.<field>` under `prefix`. */
+function addOptionIssues(
+  ctx: z.RefinementCtx,
+  prefix: PropertyKey[],
+  problems: OptionProblem[],
+): void {
+  for (const { index, field, message } of problems) {
+    ctx.addIssue({ code: "custom", message, path: [...prefix, "options", index, field] });
+  }
+}
+
 /** A `name`/`value`/`vartype` triple: a GUC, or a clause of CREATE ROLE/DATABASE. */
 export const genericOptionSchema = z.object({
   name: z.string(),
@@ -33,19 +55,37 @@ export type GenericOption = z.infer<typeof genericOptionSchema>;
 
 const genericOptions = z.array(genericOptionSchema).nullish();
 
-/** A role the compute must have; the password is an md5 hex digest or a SCRAM verifier. */
+/** A `cluster.settings` entry: a line of `postgresql.conf` (`name = value`, quoted for `string`). */
+export const settingSchema = genericOptionSchema.superRefine((option, ctx) => {
+  const nameIssue = settingNameProblem(option.name);
+  if (nameIssue !== undefined) ctx.addIssue({ code: "custom", message: nameIssue, path: ["name"] });
+  const valueIssue = settingValueProblem(option);
+  if (valueIssue !== undefined) {
+    ctx.addIssue({ code: "custom", message: valueIssue, path: ["value"] });
+  }
+});
+
+/** Text written into `postgresql.conf` between quotes: no NUL, no line break. */
+const confString = checkedString(confStringProblem);
+
+/**
+ * A role the compute must have; the password is an md5 hex digest or a SCRAM
+ * verifier. Its options are checked with the spec (they depend on `local_proxy_config`).
+ */
 export const roleSchema = z.object({
-  name: z.string(),
-  encrypted_password: z.string().nullish(),
+  name: checkedString(roleNameProblem),
+  encrypted_password: checkedString(textProblem).nullish(),
   options: genericOptions,
 });
 export type Role = z.infer<typeof roleSchema>;
 
 /** A database the compute must have, with its owner role. */
 export const databaseSchema = z.object({
-  name: z.string(),
-  owner: z.string(),
+  name: checkedString(nameProblem),
+  owner: checkedString(nameProblem),
   options: genericOptions,
+}).superRefine((database, ctx) => {
+  addOptionIssues(ctx, [], databaseOptionProblems(database.options ?? []));
 });
 export type Database = z.infer<typeof databaseSchema>;
 
@@ -56,16 +96,33 @@ export const clusterSchema = z.object({
   state: z.string().nullish(),
   roles: z.array(roleSchema),
   databases: z.array(databaseSchema),
-  postgresql_conf: z.string().nullish(),
-  settings: genericOptions,
+  postgresql_conf: checkedString((text) => textProblem(text) ?? confTextProblem(text)).nullish(),
+  settings: z.array(settingSchema).nullish(),
 });
 export type Cluster = z.infer<typeof clusterSchema>;
+
+/** The names each delta action takes: a database's, a role's (new role names follow role rules). */
+const DELTA_NAME_RULES: Readonly<Record<string, (name: string) => string | undefined>> = {
+  delete_db: nameProblem,
+  rename_db: nameProblem,
+  delete_role: nameProblem,
+  rename_role: roleNameProblem,
+};
 
 /** An imperative change: `delete_db`, `rename_db`, `delete_role`, `rename_role` (others ignored). */
 export const deltaOpSchema = z.object({
   action: z.string(),
   name: z.string(),
   new_name: z.string().nullish(),
+}).superRefine((op, ctx) => {
+  const rule = DELTA_NAME_RULES[op.action];
+  if (rule === undefined) return;
+  const nameIssue = nameProblem(op.name);
+  if (nameIssue !== undefined) ctx.addIssue({ code: "custom", message: nameIssue, path: ["name"] });
+  const newNameIssue = op.new_name == null || op.new_name === "" ? undefined : rule(op.new_name);
+  if (newNameIssue !== undefined) {
+    ctx.addIssue({ code: "custom", message: newNameIssue, path: ["new_name"] });
+  }
 });
 export type DeltaOp = z.infer<typeof deltaOpSchema>;
 
@@ -98,7 +155,7 @@ export type ComputeAudit = z.infer<typeof computeAuditSchema>;
 /** One pageserver serving a shard. Only the first of each shard is used. */
 export const pageserverShardConnectionInfoSchema = z.object({
   id: u64.nullish(),
-  libpq_url: z.string().nullish(),
+  libpq_url: confString.nullish(),
   grpc_url: z.string().nullish(),
 });
 
@@ -169,13 +226,13 @@ export const computeSpecSchema = z.object({
   tenant_id: hexIdSchema("tenant id").nullish(),
   timeline_id: hexIdSchema("timeline id").nullish(),
   pageserver_connection_info: pageserverConnectionInfoSchema.nullish(),
-  pageserver_connstring: z.string().nullish(),
+  pageserver_connstring: confString.nullish(),
   shard_stripe_size: u32.nullish(),
-  project_id: z.string().nullish(),
-  branch_id: z.string().nullish(),
-  endpoint_id: z.string().nullish(),
+  project_id: confString.nullish(),
+  branch_id: confString.nullish(),
+  endpoint_id: confString.nullish(),
   safekeepers_generation: u32.nullish(),
-  safekeeper_connstrings: z.array(z.string()).default([]),
+  safekeeper_connstrings: z.array(confString).default([]),
   mode: computeModeSchema.default("Primary"),
   storage_auth_token: z.string().nullish(),
   remote_extensions: remoteExtSpecSchema.nullish(),
@@ -194,6 +251,12 @@ export const computeSpecSchema = z.object({
     .nullish(),
   suspend_timeout_seconds: z.number().int(),
   databricks_settings: databricksSettingsSchema.nullish(),
+}).superRefine((spec, ctx) => {
+  const jwksRoles = jwksRoleNames(spec);
+  spec.cluster.roles.forEach((role, index) => {
+    const problems = roleOptionProblems(role.options ?? [], { jwksRole: jwksRoles.has(role.name) });
+    addOptionIssues(ctx, ["cluster", "roles", index], problems);
+  });
 });
 export type ComputeSpec = z.infer<typeof computeSpecSchema>;
 
@@ -211,7 +274,7 @@ export function findOption(
 }
 
 /** Roles named in any `local_proxy_config.jwks[].role_names`. */
-export function jwksRoleNames(spec: ComputeSpec): Set<string> {
+export function jwksRoleNames(spec: Pick<ComputeSpec, "local_proxy_config">): Set<string> {
   return new Set((spec.local_proxy_config?.jwks ?? []).flatMap((jwks) => jwks.role_names));
 }
 

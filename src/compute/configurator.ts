@@ -8,15 +8,33 @@
  * request; a control plane that has no spec for us any more ends the process.
  * On vanilla storage a primary whose set of safekeepers changed tells the new
  * set where to pull its WAL from before any catalog change commits.
+ *
+ * A reconfiguration that fails puts back the files it rewrote and reloads, so
+ * Postgres keeps running on the configuration it had; the node keeps the
+ * previous spec in force. A pushed spec that failed leaves `failed`, from
+ * which a new `/configure` is accepted, and the next refresh applies the
+ * control plane's spec whatever its pageserver info.
  */
 
 import { sleep } from "../_async.ts";
 import type { ComputeConfig } from "../api/config.ts";
 import type { Lsn } from "../api/lsn.ts";
-import { type ParsedSpec, parseSpec, samePageserverConnInfo } from "../api/parsed_spec.ts";
+import {
+  type ParsedSpec,
+  parseSpec,
+  samePageserverConnInfo,
+  SpecError,
+} from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
+import { confFileErrors, describeConfFileError } from "../postgres/conf_check.ts";
 import { reloadPostgres } from "../postgres/process.ts";
-import { applySpec, concurrencyForReconfigure } from "../postgres/spec_apply.ts";
+import {
+  applySpec,
+  checkSpecAgainstPostgres,
+  concurrencyForReconfigure,
+} from "../postgres/spec_apply.ts";
+import { SpecPlanError } from "../postgres/spec_plan/mod.ts";
+import { restoreConfigFiles, saveConfigFiles, type SavedConfigFiles } from "./config_files.ts";
 import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
 import {
   isVanillaStorage,
@@ -25,6 +43,7 @@ import {
 } from "./postgres_config.ts";
 import type { NodeSettings } from "./settings.ts";
 import type { ComputeState } from "./state.ts";
+import type { TlsConfig } from "./tls.ts";
 import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
 const log = getLogger("configurator");
@@ -63,8 +82,8 @@ export interface ReconfigureOptions {
   startLsn?: Lsn | null;
   /** Aborts the wait for the safekeepers. */
   signal?: AbortSignal;
-  /** `compute_ctl_config.tls` is set. */
-  tls?: boolean;
+  /** `compute_ctl_config.tls`: the key pair is copied into PGDATA again. */
+  tls?: TlsConfig | null;
   /** The installed-extensions interval, which `pspec` replaces. */
   extensionStats?: CollectionInterval;
 }
@@ -81,20 +100,68 @@ export type ReconfigureSettings = Pick<
  * changed, also `pg_hba.conf`), reload, tell the new safekeepers where to pull
  * WAL from (see {@link walSourceChanged}), and unless `skip_pg_catalog_updates`
  * apply the catalog (primary only) under the size-limit override with
- * `reconfigure_concurrency` (default 1).
+ * `reconfigure_concurrency` (default 1). The new `postgresql.conf` is checked
+ * by Postgres before the reload: a value it refuses fails the reconfiguration.
+ * On any failure the files it rewrote are put back and Postgres is reloaded
+ * before the error is thrown (statements of the catalog apply that completed
+ * stay applied).
  */
 export async function reconfigure(
   settings: ReconfigureSettings,
   pspec: ParsedSpec,
   options: ReconfigureOptions = {},
 ): Promise<void> {
+  const saved = await saveConfigFiles(settings.pgdata);
+  try {
+    await applyConfiguration(settings, pspec, options);
+  } catch (error) {
+    await putBack(settings, saved);
+    throw error;
+  }
+  if (options.extensionStats) updateCollectionInterval(options.extensionStats, pspec.spec);
+  log.info("finished reconfiguration", { operation_uuid: pspec.spec.operation_uuid ?? null });
+}
+
+/** Puts back the files a failed reconfiguration rewrote and reloads; logs instead of throwing. */
+async function putBack(settings: ReconfigureSettings, saved: SavedConfigFiles): Promise<void> {
+  try {
+    const restored = await restoreConfigFiles(saved);
+    if (restored.length === 0) return;
+    await reloadPostgres(settings.pgbin, settings.pgdata);
+    log.warn("reconfiguration failed: previous configuration put back and reloaded", {
+      files: restored.join(", "),
+    });
+  } catch (error) {
+    log.error("could not put back the previous configuration", { error: errorMessage(error) });
+  }
+}
+
+/** Throws when Postgres would refuse a line of the `postgresql.conf` now on disk. */
+async function refuseRejectedConf(connstr: string): Promise<void> {
+  const refused = await confFileErrors(connstr);
+  if (refused.length === 0) return;
+  throw new Error(
+    `postgres refuses the new configuration: ${refused.map(describeConfFileError).join("; ")}`,
+  );
+}
+
+/** The steps of {@link reconfigure}, without the rollback. */
+async function applyConfiguration(
+  settings: ReconfigureSettings,
+  pspec: ParsedSpec,
+  options: ReconfigureOptions,
+): Promise<void> {
   const spec = pspec.spec;
-  if (options.extensionStats) updateCollectionInterval(options.extensionStats, spec);
   // Only a compute with a WAL history of its own on timeline 1 waits for the safekeepers.
   const walQuorum = options.startLsn != null;
   const announce = walQuorum && walSourceChanged(options.previous, pspec) &&
     await isVanillaStorage(settings);
-  await writePostgresqlConf(settings, pspec, { walQuorum, tls: options.tls });
+  await writePostgresqlConf(settings, pspec, {
+    walQuorum,
+    tls: options.tls,
+    signal: options.signal,
+  });
+  await refuseRejectedConf(settings.connstr);
   if (announce) await ensureSafekeeperHbaLines(settings, pspec);
   await reloadPostgres(settings.pgbin, settings.pgdata);
   if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);
@@ -107,7 +174,30 @@ export async function reconfigure(
       });
     });
   }
-  log.info("finished reconfiguration", { operation_uuid: spec.operation_uuid ?? null });
+}
+
+/**
+ * `/configure`'s look at the running Postgres before anything changes (see
+ * `checkSpecAgainstPostgres`): throws `SpecError` (a 400) for a setting the
+ * server does not have or a catalog plan that cannot succeed. When Postgres
+ * cannot be asked, the spec goes on unchecked: its apply reports the trouble.
+ */
+export async function checkSpecBeforeApply(
+  settings: Pick<NodeSettings, "connstr" | "privilegedRoleName">,
+  pspec: ParsedSpec,
+): Promise<void> {
+  try {
+    await checkSpecAgainstPostgres(settings.connstr, pspec.spec, {
+      privilegedRoleName: settings.privilegedRoleName,
+      concurrency: concurrencyForReconfigure(pspec.spec),
+      catalog: pspec.spec.mode === "Primary",
+    });
+  } catch (error) {
+    if (error instanceof SpecPlanError) throw new SpecError(error.message);
+    log.warn("could not check the spec against postgres; applying it unchecked", {
+      error: errorMessage(error),
+    });
+  }
 }
 
 /**
@@ -133,6 +223,8 @@ export async function runConfigurator(
 ): Promise<void> {
   const backoffMs = ctx.refreshBackoffMs ?? REFRESH_BACKOFF_MS;
   let refreshNotBefore = 0;
+  // Set while the spec in force is not the last one asked for (an apply failed).
+  let applyFailed = false;
   const apply = (pspec: ParsedSpec) => ctx.reconfigure(pspec, signal);
   try {
     while (!signal.aborted) {
@@ -141,13 +233,15 @@ export async function runConfigurator(
         signal,
       );
       if (status === "configuration_pending") {
-        await applyPushedSpec(ctx, apply);
+        applyFailed = !(await applyPushedSpec(ctx, apply));
         continue;
       }
       const wait = refreshNotBefore - Date.now();
       if (wait > 0) await sleep(wait, signal);
       if (ctx.state.status !== "refresh_configuration_pending") continue;
-      const outcome = await refresh(ctx, apply);
+      const outcome = await refresh(ctx, apply, { reapply: applyFailed });
+      if (outcome === "reconfigured") applyFailed = false;
+      if (outcome === "apply_failed") applyFailed = true;
       // Rate-limit repeated requests while the control plane has nothing new for us.
       if (outcome === "unchanged" || outcome === "fetch_failed") {
         refreshNotBefore = Date.now() + backoffMs;
@@ -164,24 +258,36 @@ export async function runConfigurator(
 
 type Apply = (pspec: ParsedSpec) => Promise<void>;
 
-async function applyPushedSpec(ctx: ConfiguratorContext, apply: Apply): Promise<void> {
+/** Applies the spec `/configure` installed; true when it reached `running`, false at `failed`. */
+async function applyPushedSpec(ctx: ConfiguratorContext, apply: Apply): Promise<boolean> {
   const { state } = ctx;
   state.transition("configuration");
   try {
     await apply(ctx.currentSpec());
     state.transition("running");
+    return true;
   } catch (error) {
     const message = errorMessage(error);
     log.error("reconfiguration failed", { error: message });
     state.error = message;
     state.transition("failed", message);
+    return false;
   }
 }
 
 type RefreshOutcome = "reconfigured" | "unchanged" | "fetch_failed" | "apply_failed";
 
-/** One refresh; says whether it reconfigured, found nothing to do, or failed (and where). */
-async function refresh(ctx: ConfiguratorContext, apply: Apply): Promise<RefreshOutcome> {
+/**
+ * One refresh; says whether it reconfigured, found nothing to do, or failed
+ * (and where). It reconfigures when the pageserver info changed, or, with
+ * `reapply`, in any case: the last apply failed, so the spec in force is older
+ * than what was asked for and the control plane's spec is applied whole.
+ */
+async function refresh(
+  ctx: ConfiguratorContext,
+  apply: Apply,
+  { reapply }: { reapply: boolean },
+): Promise<RefreshOutcome> {
   const { state } = ctx;
   state.transition("refresh_configuration");
   let pspec: ParsedSpec | null;
@@ -199,17 +305,26 @@ async function refresh(ctx: ConfiguratorContext, apply: Apply): Promise<RefreshO
     return "fetch_failed";
   }
   const current = ctx.currentSpec();
-  if (samePageserverConnInfo(current.pageserverConnInfo, pspec.pageserverConnInfo)) {
+  const samePageservers = samePageserverConnInfo(
+    current.pageserverConnInfo,
+    pspec.pageserverConnInfo,
+  );
+  if (samePageservers && !reapply) {
     state.transition("running", "pageserver connection info unchanged");
     return "unchanged";
   }
   ctx.replaceSpec(pspec);
   try {
     await apply(pspec);
-    state.transition("running", "pageserver connection info changed");
+    const reason = samePageservers
+      ? "the control plane's spec applied after a failed apply"
+      : "pageserver connection info changed";
+    state.transition("running", reason);
     return "reconfigured";
   } catch (error) {
-    log.error("reconfiguration after refresh failed", { error: errorMessage(error) });
+    const message = errorMessage(error);
+    log.error("reconfiguration after refresh failed", { error: message });
+    state.error = message;
     state.transition("refresh_configuration_pending", "reconfigure failed");
     return "apply_failed";
   }

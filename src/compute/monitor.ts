@@ -20,9 +20,14 @@ const log = getLogger("monitor");
 /** The reference's monitor period. */
 export const MONITOR_INTERVAL_MS = 500;
 
-/** Statuses in which Postgres is up and the monitor checks it. */
+/**
+ * Statuses in which Postgres is up and the monitor checks it: `failed` too,
+ * which a failed reconfiguration leaves with Postgres serving its previous
+ * configuration (after a failed start the node stops the monitor at once).
+ */
 export const MONITORED_STATUSES: readonly ComputeStatus[] = [
   "running",
+  "failed",
   "configuration_pending",
   "configuration",
   "refresh_configuration_pending",

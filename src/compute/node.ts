@@ -20,17 +20,17 @@ import {
   type ComputeStatus,
   type ComputeStatusResponse,
   emptyComputeMetrics,
-  statusDebug,
   type TerminateMode,
 } from "../api/responses.ts";
 import type { ComputeSpec } from "../api/spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
-import { pagestreamRequestErrors } from "../metrics.ts";
+import { assertSpecGranted, grantedConfig } from "../permission_checks.ts";
 import { spawnPostgres, waitForReady } from "../postgres/process.ts";
 import { endOfRecoveryLsn, removeRecoverySignals } from "../postgres/promote.ts";
+import { requestRefresh, specAdmission } from "./config_requests.ts";
 import { loadComputeConfig } from "./config_source.ts";
 import { reconfigure, runConfigurator } from "./configurator.ts";
-import { ConfigurationFailedError, RefreshNotAllowedError } from "./errors.ts";
+import { ConfigurationFailedError } from "./errors.ts";
 import {
   type CollectionInterval,
   DEFAULT_COLLECTION_INTERVAL_SECONDS,
@@ -48,8 +48,9 @@ import {
 } from "./services.ts";
 import type { NodeSettings } from "./settings.ts";
 import { startCompute } from "./startup.ts";
-import { ComputeState, InvalidStatusError } from "./state.ts";
+import { ComputeState } from "./state.ts";
 import { syncSafekeepersOnShutdown } from "./sync_safekeepers.ts";
+import type { TlsConfig } from "./tls.ts";
 import {
   exitDelay,
   forwardTerminationSignal,
@@ -80,8 +81,8 @@ export class ComputeNode {
   readonly settings: NodeSettings;
   /** The LFC jobs, the promotion and the extension server; `run()` stops them. */
   readonly services: ComputeServices;
-  /** `compute_ctl_config.tls` is set: Postgres serves TLS when the spec asks for it. */
-  readonly #tls: boolean;
+  /** `compute_ctl_config.tls`: Postgres serves TLS with it when the spec asks for it. */
+  readonly #tls: TlsConfig | null;
   /** The installed-extensions interval: the command line's, then each applied spec's. */
   readonly #extensionStats: CollectionInterval;
   #pspec: ParsedSpec | null = null;
@@ -98,11 +99,18 @@ export class ComputeNode {
   #syncAbort = new AbortController();
   #lsnLeases: LsnLeaseLoop | null = null;
   #exitProcess: (code: number) => void;
+  /** `/configure`'s admission: one spec at a time, checked before the status changes. */
+  readonly #admitSpec = specAdmission({
+    settings: () => this.settings,
+    state: this.state,
+    postgresEnded: () => this.#postgres.ended,
+    install: (pspec) => this.#setSpec(pspec),
+  });
 
   /** Throws `SpecError` when `config.spec` is present but invalid. */
   constructor(settings: NodeSettings, config: ComputeConfig, hooks: NodeHooks = {}) {
     this.settings = settings;
-    this.#tls = config.compute_ctl_config.tls != null;
+    this.#tls = config.compute_ctl_config.tls ?? null;
     this.#extensionStats = {
       seconds: settings.installedExtensionsCollectionIntervalSeconds ??
         DEFAULT_COLLECTION_INTERVAL_SECONDS,
@@ -169,6 +177,7 @@ export class ComputeNode {
       metrics: this.metrics,
       pspec,
       tls: this.#tls,
+      tlsCertReady: this.services.tlsCertWatcher.start(this.#tls, background.signal),
       extensionStats: this.#extensionStats,
       onSpawn: (proc) => this.#postgres.started(proc),
       onStartLsn: (lsn) => this.#startLsn = lsn,
@@ -177,7 +186,7 @@ export class ComputeNode {
     });
     const startupFailed = !started;
 
-    const exit = postgres === null ? null : await this.#postgres.waitForFinalExit(postgres);
+    const exit = await this.#postgres.waitForFinalExit(postgres);
     background.abort();
     // A task stuck in a request to a dead Postgres or the control plane must not hold us up.
     if (!(await settlesWithin(tasks, BACKGROUND_STOP_TIMEOUT_MS))) {
@@ -204,7 +213,7 @@ export class ComputeNode {
         state: this.state,
         currentSpec: () => this.#pspec!,
         replaceSpec: (next) => this.#setSpec(next),
-        fetchConfig: () => loadComputeConfig(settings),
+        fetchConfig: () => loadComputeConfig(settings).then(grantedConfig),
         exitProcess: (code) => this.#exitProcess(code),
         reconfigure: (next, taskSignal) => this.#reconfigurePostgres(next, taskSignal),
         refreshBackoffMs: settings.refreshBackoffMs,
@@ -274,42 +283,27 @@ export class ComputeNode {
   }
 
   /**
-   * `/configure`: validates the spec (`SpecError`), requires `empty` or
-   * `running` ({@link InvalidStatusError}), queues it and waits until the
-   * compute is `running` (returns `/status`) or `failed`
-   * ({@link ConfigurationFailedError}).
+   * `/configure`: validates the spec (`SpecError`), admits it (see
+   * `specAdmission`: `empty`, `running` or `failed` after a reconfiguration,
+   * else `InvalidStatusError`; checked against the running Postgres) and waits
+   * until the compute is `running` (returns `/status`) or `failed`
+   * ({@link ConfigurationFailedError}, also at once or while waiting once
+   * Postgres has exited for good: the compute is ending).
    */
   async configure(spec: ComputeSpec): Promise<ComputeStatusResponse> {
     const pspec = parseSpec(spec);
-    const status = this.state.status;
-    if (status !== "empty" && status !== "running") throw new InvalidStatusError(status);
-    this.#setSpec(pspec);
-    this.state.transition("configuration_pending", "new spec received");
-    const outcome = await this.state.waitForStatus(["running", "failed"]);
+    await assertSpecGranted(pspec);
+    await this.#admitSpec(pspec);
+    const outcome = await this.state.waitForStatus(["running", "failed"], this.#postgres.ended);
     if (outcome === "failed") {
       throw new ConfigurationFailedError(this.state.error ?? "unknown error");
     }
     return this.state.snapshot();
   }
 
-  /**
-   * `/refresh_configuration`: counts the request, then from `running`, `failed`
-   * or `refresh_configuration_pending` asks the configurator to refresh; in
-   * `init` does nothing; otherwise throws {@link RefreshNotAllowedError}.
-   */
+  /** `/refresh_configuration`: see `requestRefresh`. */
   refreshConfiguration(): void {
-    pagestreamRequestErrors.inc();
-    const status = this.state.status;
-    if (status === "init") return;
-    if (
-      status === "running" || status === "failed" || status === "refresh_configuration_pending"
-    ) {
-      this.state.transition("refresh_configuration_pending", "refresh requested");
-      return;
-    }
-    throw new RefreshNotAllowedError(
-      `Cannot refresh compute configuration in state ${statusDebug(status)}`,
-    );
+    requestRefresh(this.state);
   }
 
   /** `/terminate`: see `requestTermination`. */
@@ -342,15 +336,22 @@ export class ComputeNode {
   /**
    * Brings the running Postgres to `pspec` (see `reconfigure`), which from then
    * on is the spec it runs: the next one's safekeepers are compared with it.
+   * When that fails, Postgres runs its previous configuration again, and the
+   * previous spec is the node's again too.
    */
   async #reconfigurePostgres(pspec: ParsedSpec, signal: AbortSignal): Promise<void> {
-    await reconfigure(this.settings, pspec, {
-      previous: this.#appliedSpec ?? undefined,
-      startLsn: this.#startLsn,
-      signal,
-      tls: this.#tls,
-      extensionStats: this.#extensionStats,
-    });
+    try {
+      await reconfigure(this.settings, pspec, {
+        previous: this.#appliedSpec ?? undefined,
+        startLsn: this.#startLsn,
+        signal,
+        tls: this.#tls,
+        extensionStats: this.#extensionStats,
+      });
+    } catch (error) {
+      if (this.#appliedSpec !== null && this.#pspec === pspec) this.#setSpec(this.#appliedSpec);
+      throw error;
+    }
     this.#appliedSpec = pspec;
   }
 
@@ -369,7 +370,8 @@ export class ComputeNode {
     await this.#postgres.restart({
       prepare: async () => {
         await removeRecoverySignals(pgdata);
-        await writePostgresqlConf(settings, pspec, { walQuorum: true, tls: this.#tls });
+        const signal = this.#syncAbort.signal;
+        await writePostgresqlConf(settings, pspec, { walQuorum: true, tls: this.#tls, signal });
         await ensureSafekeeperHbaLines(settings, pspec);
       },
       spawn: () => {

@@ -14,7 +14,10 @@ const log = getLogger("state");
 
 /**
  * Every legal move, by source status (neon-01 §3.2). Self-moves are listed
- * where a repeated request re-enters the same status on purpose.
+ * where a repeated request re-enters the same status on purpose. One edge is
+ * ours, not Neon's: `failed → configuration_pending`, a `/configure` after a
+ * failed reconfiguration (Postgres still runs the previous configuration), so
+ * a compute is never left unable to take a valid spec.
  */
 export const TRANSITIONS: Readonly<Record<ComputeStatus, readonly ComputeStatus[]>> = {
   empty: [
@@ -32,7 +35,7 @@ export const TRANSITIONS: Readonly<Record<ComputeStatus, readonly ComputeStatus[
     "termination_pending_immediate",
   ],
   configuration: ["running", "failed"],
-  failed: ["refresh_configuration_pending"],
+  failed: ["refresh_configuration_pending", "configuration_pending"],
   termination_pending_fast: ["terminated"],
   termination_pending_immediate: ["terminated"],
   terminated: [],
@@ -86,12 +89,13 @@ export interface StatusIdentity {
 /** The mutable state of one compute: status, error, timestamps, waiters. */
 export class ComputeState {
   #status: ComputeStatus = "empty";
+  #previous: ComputeStatus | null = null;
   #waiters = new Set<Waiter>();
   /** When the state was created; reset when a spec arrives for an empty compute. */
   startTime: Date = new Date();
   /** Latest user activity seen by the monitor; only ever moves forward. */
   #lastActive: Date | null = null;
-  /** The last failure's text, shown in `/status` as `error`. */
+  /** The last failure's text, shown in `/status` as `error`; cleared on reaching `running`. */
   error: string | null = null;
   identity: StatusIdentity = { tenant: null, timeline: null };
 
@@ -104,6 +108,11 @@ export class ComputeState {
     return this.#status;
   }
 
+  /** The status before the current one (null before the first move): what led here. */
+  get previousStatus(): ComputeStatus | null {
+    return this.#previous;
+  }
+
   get lastActive(): Date | null {
     return this.#lastActive;
   }
@@ -111,12 +120,15 @@ export class ComputeState {
   /**
    * Moves to `to` if the table allows it (else throws
    * {@link IllegalTransitionError}), sets `compute_ctl_up` to the new status,
-   * logs the change and wakes waiters. Returns the previous status.
+   * logs the change and wakes waiters. Reaching `running` clears `error`: the
+   * failure it described is over. Returns the previous status.
    */
   transition(to: ComputeStatus, reason?: string): ComputeStatus {
     const from = this.#status;
     if (!isLegalTransition(from, to)) throw new IllegalTransitionError(from, to);
+    this.#previous = from;
     this.#status = to;
+    if (to === "running") this.error = null;
     setComputeUp(statusDisplay(to));
     const message = `Changing compute status from ${statusDisplay(from)} to ${statusDisplay(to)}`;
     log.info(reason === undefined ? message : `${message}: ${reason}`);

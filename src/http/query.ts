@@ -2,9 +2,12 @@
  * @module
  * Reading query parameters the way the reference's `serde_urlencoded` does:
  * a field is missing or given once, a repeated one is an error, and each
- * refusal is a 400 worded as the reference's (see `rejections.ts`).
+ * refusal is a 400 worded as the reference's (see `rejections.ts`). A
+ * parameter that names a database must also be a name PostgreSQL can hold.
  */
 
+import { nameProblem } from "../api/spec_names.ts";
+import { HttpError } from "./errors.ts";
 import { queryRejection, type RejectionStyle } from "./rejections.ts";
 
 /** Whether `url` has a query string at all (`/x?` has an empty one). */
@@ -33,5 +36,17 @@ export function optionalQueryParam(
 export function requiredQueryParam(url: string, name: string, style: RejectionStyle): string {
   const value = optionalQueryParam(url, name, style);
   if (value === undefined) throw queryRejection(`missing field \`${name}\``, style);
+  return value;
+}
+
+/**
+ * A parameter that names a database: {@link requiredQueryParam}, then a 400
+ * `{"error": "<name>: <reason>"}` when the value cannot be a database's name
+ * (a NUL byte, empty, longer than 63 bytes: see `spec_names.ts`).
+ */
+export function databaseQueryParam(url: string, name: string): string {
+  const value = requiredQueryParam(url, name, "json");
+  const problem = nameProblem(value);
+  if (problem !== undefined) throw new HttpError(400, `${name}: ${problem}`);
   return value;
 }

@@ -12,6 +12,7 @@ import pLimit from "p-limit";
 import { type ComputeSpec, findOption, specTimelineId } from "../api/spec.ts";
 import { errorMessage, getLogger, type Log } from "../log.ts";
 import { snapshotCatalog } from "./catalog.ts";
+import { unknownSettingNames } from "./conf_check.ts";
 import { withClient } from "./connect.ts";
 import {
   databasesToInspect,
@@ -19,7 +20,9 @@ import {
   type PlanStep,
   type SpecApplyPlan,
   type SpecPhase,
+  SpecPlanError,
 } from "./spec_plan/mod.ts";
+import { quoteIdent } from "./sql_quote.ts";
 
 /** `application_name` of the sessions that apply the spec, as in Neon. */
 export const APPLY_APPLICATION_NAME = "compute_ctl:apply_config";
@@ -111,22 +114,12 @@ export async function applySpec(
     log.info(note);
     return { plan: { steps: [], notes: [note] }, statementsRun: 0 };
   }
-  const timeline = timelineId ?? specTimelineId(spec);
-  const inDatabase = <T>(database: string, fn: (client: pg.Client) => Promise<T>) =>
-    withClient(connstr, { applicationName: APPLY_APPLICATION_NAME, database }, fn);
-
+  const inDatabase = databaseSessions(connstr);
   return await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
-    const snapshot = await snapshotCatalog(client, {
+    const plan = await planOnSession(client, inDatabase, spec, {
       privilegedRoleName,
-      timelineId: spec.drop_subscriptions_before_start ? timeline : undefined,
-      detailDatabases: databasesToInspect(spec),
-      withDatabase: inDatabase,
       concurrency: limit,
-    });
-    const plan = planSpecApply(snapshot, spec, {
-      privilegedRoleName,
-      systemDatabase: snapshot.system.name,
-      timelineId: timeline,
+      timelineId,
     });
     for (const note of plan.notes) log.info(note);
     if (dryRun) {
@@ -146,6 +139,66 @@ export async function applySpec(
     const elapsedMs = Math.round(performance.now() - started);
     log.info(`spec applied: ${counter.run} statements in ${elapsedMs} ms`);
     return { plan, statementsRun: counter.run };
+  });
+}
+
+type InDatabase = <T>(database: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>;
+
+/** Opens one apply session on `database` of the server at `connstr` for each call. */
+function databaseSessions(connstr: string): InDatabase {
+  return (database, fn) =>
+    withClient(connstr, { applicationName: APPLY_APPLICATION_NAME, database }, fn);
+}
+
+/** Snapshots the catalog through `client` (and `inDatabase` sessions) and plans `spec` on it. */
+async function planOnSession(
+  client: pg.Client,
+  inDatabase: InDatabase,
+  spec: ComputeSpec,
+  { privilegedRoleName, concurrency, timelineId }: Omit<ApplySpecOptions, "dryRun" | "log">,
+): Promise<SpecApplyPlan> {
+  const timeline = timelineId ?? specTimelineId(spec);
+  const snapshot = await snapshotCatalog(client, {
+    privilegedRoleName,
+    timelineId: spec.drop_subscriptions_before_start ? timeline : undefined,
+    detailDatabases: databasesToInspect(spec),
+    withDatabase: inDatabase,
+    concurrency,
+  });
+  return planSpecApply(snapshot, spec, {
+    privilegedRoleName,
+    systemDatabase: snapshot.system.name,
+    timelineId: timeline,
+  });
+}
+
+/**
+ * Checks `spec` against the running Postgres without changing anything: every
+ * setting name it has no `.` in must be one the server knows, and (unless
+ * `catalog` is false: a standby, or `skip_pg_catalog_updates`) the catalog
+ * apply must plan. Throws {@linkcode SpecPlanError} naming the field (e.g.
+ * `databases[0].owner: role "x" is neither in the spec nor in the catalog`).
+ */
+export async function checkSpecAgainstPostgres(
+  connstr: string,
+  spec: ComputeSpec,
+  options: Pick<ApplySpecOptions, "privilegedRoleName" | "concurrency"> & { catalog: boolean },
+): Promise<void> {
+  await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
+    const settings = spec.cluster.settings ?? [];
+    const unknown = new Set(await unknownSettingNames(client, settings.map((s) => s.name)));
+    const index = settings.findIndex((setting) => unknown.has(setting.name));
+    if (index >= 0) {
+      throw new SpecPlanError(
+        `settings[${index}].name: unrecognized configuration parameter ` +
+          quoteIdent(settings[index].name),
+      );
+    }
+    if (!options.catalog || spec.skip_pg_catalog_updates) return;
+    await planOnSession(client, databaseSessions(connstr), spec, {
+      privilegedRoleName: options.privilegedRoleName,
+      concurrency: Math.max(1, Math.floor(options.concurrency)),
+    });
   });
 }
 
@@ -187,7 +240,7 @@ async function runStep(client: pg.Client, step: PlanStep, counter: { run: number
 async function runPerDatabase(
   steps: PlanStep[],
   limit: number,
-  inDatabase: <T>(database: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>,
+  inDatabase: InDatabase,
   counter: { run: number },
   log: Log,
 ): Promise<void> {

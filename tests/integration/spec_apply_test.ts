@@ -4,6 +4,7 @@ import pg from "pg";
 import { computeSpecSchema } from "../../src/api/spec.ts";
 import { withClient } from "../../src/postgres/connect.ts";
 import { applySpec, SpecApplyError } from "../../src/postgres/spec_apply.ts";
+import { SpecPlanError } from "../../src/postgres/spec_plan/mod.ts";
 import { type LocalPostgres, startLocalPostgres } from "../_support/local_postgres.ts";
 
 const PRIV = "neon_superuser";
@@ -335,14 +336,32 @@ Deno.test("dry run plans without changing anything; errors name the phase and pu
   assert.ok(!(await roleNames(server)).includes("ghost"));
   assert.ok(!(await roleNames(server)).includes(PRIV));
 
+  // A plan that cannot succeed is refused before any statement runs.
   await assert.rejects(
     apply(server, { databases: [{ name: "orphan", owner: "nobody" }] }),
     (error: unknown) => {
+      assert.ok(error instanceof SpecPlanError);
+      assert.equal(
+        error.message,
+        'databases[0].owner: role "nobody" is neither in the spec nor in the catalog',
+      );
+      return true;
+    },
+  );
+  assert.ok(!(await roleNames(server)).includes(PRIV));
+
+  const refusedRole = {
+    name: "late",
+    options: [{ name: "VALID UNTIL", value: "not a date", vartype: "string" }],
+  };
+  await assert.rejects(
+    apply(server, { roles: [refusedRole] }),
+    (error: unknown) => {
       assert.ok(error instanceof SpecApplyError);
-      assert.equal(error.phase, "CreateAndAlterDatabases");
+      assert.equal(error.phase, "CreateAndAlterRoles");
       assert.match(
         error.message,
-        /^CreateAndAlterDatabases failed to create database "orphan": .*"nobody" does not exist/,
+        /^CreateAndAlterRoles failed to create role "late": invalid input syntax for type timestamp/,
       );
       return true;
     },

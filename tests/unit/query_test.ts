@@ -36,11 +36,21 @@ Deno.test("query parameters: absent, once, or a duplicate-field 400 in the route
   );
 });
 
-Deno.test("parseDatabaseQuery: exactly one database parameter, decoded", () => {
+Deno.test("parseDatabaseQuery: exactly one database parameter, decoded, that can name a database", () => {
   assert.equal(parseDatabaseQuery("http://c/database_schema?database=a%3Db+c"), "a=b c");
-  assert.equal(parseDatabaseQuery("http://c/database_schema?database="), "");
+  const longest = "é".repeat(31) + "x"; // 63 bytes
+  assert.equal(
+    parseDatabaseQuery(`http://c/database_schema?database=${encodeURIComponent(longest)}`),
+    longest,
+  );
   for (
     const [url, message] of [
+      ["http://c/database_schema?database=", "database: is empty"],
+      ["http://c/database_schema?database=a%00b", "database: contains a NUL byte"],
+      [
+        `http://c/database_schema?database=${"é".repeat(32)}`,
+        "database: is longer than 63 bytes (PostgreSQL's limit for names)",
+      ],
       ["http://c/database_schema", "failed to deserialize query string: missing field `database`"],
       [
         "http://c/database_schema?db=x",

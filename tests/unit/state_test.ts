@@ -10,7 +10,7 @@ import {
 import { registry } from "../../src/metrics.ts";
 
 /** The legal edges of neon-01 §3.2, written out independently of the table. */
-const EXPECTED_EDGES: ReadonlyArray<[ComputeStatus, ComputeStatus]> = [
+const REFERENCE_EDGES: ReadonlyArray<[ComputeStatus, ComputeStatus]> = [
   ["empty", "configuration_pending"],
   ["empty", "init"],
   ["empty", "termination_pending_fast"],
@@ -33,6 +33,13 @@ const EXPECTED_EDGES: ReadonlyArray<[ComputeStatus, ComputeStatus]> = [
   ["termination_pending_fast", "terminated"],
   ["termination_pending_immediate", "terminated"],
 ];
+
+/** Ours beside the reference's: `/configure` after a failed reconfiguration (docs/compatibility.md). */
+const ADDED_EDGES: ReadonlyArray<[ComputeStatus, ComputeStatus]> = [
+  ["failed", "configuration_pending"],
+];
+
+const EXPECTED_EDGES = [...REFERENCE_EDGES, ...ADDED_EDGES];
 
 /** Shortest path of legal moves from `empty` to `target`. */
 function pathTo(target: ComputeStatus): ComputeStatus[] {
@@ -77,7 +84,7 @@ async function assertUpIs(status: ComputeStatus): Promise<void> {
   assert.equal(series[0].labels.build_tag, Deno.env.get("BUILD_TAG") || "latest");
 }
 
-Deno.test("the table has exactly the reference's edges", () => {
+Deno.test("the table has exactly the reference's edges plus the documented added one", () => {
   const actual = COMPUTE_STATUSES.flatMap((from) => TRANSITIONS[from].map((to) => `${from}>${to}`));
   const expected = EXPECTED_EDGES.map(([from, to]) => `${from}>${to}`);
   assert.deepEqual(actual.toSorted(), expected.toSorted());
@@ -106,6 +113,24 @@ Deno.test("every illegal edge is rejected and changes nothing", async () => {
     }
   }
   assert.equal(rejected, COMPUTE_STATUSES.length ** 2 - EXPECTED_EDGES.length);
+});
+
+Deno.test("every reference edge is kept", () => {
+  for (const [from, to] of REFERENCE_EDGES) {
+    assert.ok(isLegalTransition(from, to), `${from} -> ${to} must stay legal`);
+  }
+});
+
+Deno.test("reaching running clears the error a failure left; other moves keep it", () => {
+  const state = stateAt("configuration");
+  state.error = "apply failed";
+  state.transition("failed", "apply failed");
+  assert.equal(state.snapshot().error, "apply failed");
+  state.transition("configuration_pending");
+  state.transition("configuration");
+  assert.equal(state.snapshot().error, "apply failed", "still failing until running");
+  state.transition("running");
+  assert.equal(state.snapshot().error, null);
 });
 
 Deno.test("a new state is empty and sets compute_ctl_up{status=empty}", async () => {

@@ -11,14 +11,14 @@ import { errorBodySchema } from "../../api/responses.ts";
 import { DatabaseNotFoundError, databaseSchema } from "../../compute/catalog_api.ts";
 import type { ComputeNode } from "../../compute/node.ts";
 import { HttpError } from "../errors.ts";
-import { requiredQueryParam } from "../query.ts";
+import { databaseQueryParam } from "../query.ts";
 import type { Route } from "../server.ts";
 
 const querySchema = z.object({ database: z.string() });
 
-/** The `database` parameter of `url`; exactly one must be present (a JSON 400 otherwise). */
+/** The `database` parameter of `url`: exactly one, a possible database name (a JSON 400 otherwise). */
 export function parseDatabaseQuery(url: string): string {
-  return requiredQueryParam(url, "database", "json");
+  return databaseQueryParam(url, "database");
 }
 
 /** Streams; the client going away (or a HEAD request) kills pg_dump. */
@@ -54,7 +54,12 @@ export function databaseSchemaRoute(node: ComputeNode): Route {
           schema: z.string(),
           contentType: "application/json",
         },
-        400: { description: "No `database` query parameter", schema: errorBodySchema },
+        400: {
+          description: "No `database` query parameter, or one that cannot name a database " +
+            "(`database: contains a NUL byte`, `database: is empty`, " +
+            "`database: is longer than 63 bytes (PostgreSQL's limit for names)`)",
+          schema: errorBodySchema,
+        },
         404: { description: "The database does not exist", schema: errorBodySchema },
         500: {
           description: "pg_dump could not run or printed nothing (`failed to execute pg_dump`), " +

@@ -96,6 +96,36 @@ export function requireNewName(op: DeltaOp): string {
   return op.new_name;
 }
 
+/** Where `op` is in the spec, for error messages: `delta_operations[2]`. */
+export function deltaPath(p: Planner, op: DeltaOp): string {
+  return `delta_operations[${p.ops.indexOf(op)}]`;
+}
+
+/**
+ * Refuses delta operations that Postgres cannot carry out on the roles and
+ * database compute_ctl itself works with: dropping or renaming the role it
+ * connects as or the privileged role, or the database it connects to.
+ */
+export function checkDeltaTargets(p: Planner): void {
+  const ownRoles = new Set([p.snapshot.currentUser, p.options.privilegedRoleName]);
+  for (const op of p.ops) {
+    const isRoleOp = op.action === "delete_role" || op.action === "rename_role";
+    const isDbOp = op.action === "delete_db" || op.action === "rename_db";
+    if (isRoleOp && ownRoles.has(op.name)) {
+      throw new SpecPlanError(
+        `${deltaPath(p, op)}.name: role ${quoteIdent(op.name)} is one compute_ctl works as; ` +
+          "it cannot be dropped or renamed",
+      );
+    }
+    if (isDbOp && op.name === p.options.systemDatabase) {
+      throw new SpecPlanError(
+        `${deltaPath(p, op)}.name: database ${quoteIdent(op.name)} is the one compute_ctl ` +
+          "connects to; it cannot be dropped or renamed",
+      );
+    }
+  }
+}
+
 /** Joins SQL fragments with single spaces, leaving out empty ones. */
 export function joinSql(...parts: string[]): string {
   return parts.map((part) => part.trim()).filter((part) => part !== "").join(" ");

@@ -5,8 +5,9 @@
  */
 
 import { databaseOptionsSql, quoteIdent } from "../sql_quote.ts";
-import { adder, joinSql, opsOf, type Planner, requireNewName } from "./_planner.ts";
+import { adder, deltaPath, joinSql, opsOf, type Planner, requireNewName } from "./_planner.ts";
 import { dropSubscriptionsSql } from "./plpgsql.ts";
+import { SpecPlanError } from "./types.ts";
 
 /** Pre-drop: a database with subscriptions cannot be dropped; detach them first, in that database. */
 export function planPreDrop(p: Planner): void {
@@ -46,6 +47,11 @@ export function planDatabases(p: Planner): void {
       databases.delete(op.name);
     } else if (op.action === "rename_db") {
       const newName = requireNewName(op);
+      if (databases.has(newName)) {
+        throw new SpecPlanError(
+          `${deltaPath(p, op)}.new_name: database ${quoteIdent(newName)} already exists`,
+        );
+      }
       databases.delete(op.name);
       databases.set(newName, db);
       const qNew = quoteIdent(newName);
@@ -56,6 +62,15 @@ export function planDatabases(p: Planner): void {
       );
     }
   }
+
+  // Every owner must exist once the role phases ran: catalog roles, renamed and created ones.
+  p.spec.cluster.databases.forEach((db, index) => {
+    if (p.roles.has(db.owner)) return;
+    throw new SpecPlanError(
+      `databases[${index}].owner: role ${quoteIdent(db.owner)} is neither in the spec ` +
+        "nor in the catalog",
+    );
+  });
 
   // Create missing databases (granted to the privileged role); fix owners of existing ones.
   for (const db of p.spec.cluster.databases) {

@@ -20,7 +20,7 @@
 import type { ComputeSpec } from "../../api/spec.ts";
 import type { CatalogSnapshot } from "../catalog.ts";
 import { quoteIdent } from "../sql_quote.ts";
-import { newPlanner } from "./_planner.ts";
+import { checkDeltaTargets, newPlanner } from "./_planner.ts";
 import { planDatabases, planPreDrop } from "./databases.ts";
 import { planAudit, planFinal } from "./final.ts";
 import { planPerDatabase } from "./per_database.ts";
@@ -61,7 +61,9 @@ export function formatPlan(plan: SpecApplyPlan): string {
  * order follow Neon (pre-drop subscription cleanup, global phases, per-database
  * phases for every spec database plus the system database, final phases); a
  * later phase sees the state earlier phases will have produced. Pure; throws
- * `SpecPlanError` for a rename without a new name.
+ * `SpecPlanError` for a plan Postgres would refuse: a rename without a new
+ * name or onto an existing one, a database owner that no role will be, or a
+ * delta operation on compute_ctl's own roles or database.
  */
 export function planSpecApply(
   snapshot: CatalogSnapshot,
@@ -72,6 +74,7 @@ export function planSpecApply(
     return { steps: [], notes: ["skip_pg_catalog_updates is set: no catalog changes planned"] };
   }
   const p = newPlanner(snapshot, spec, options);
+  checkDeltaTargets(p);
   const dropSubscriptions = spec.drop_subscriptions_before_start &&
     !snapshot.system.dropSubscriptionsDone;
   planPreDrop(p);

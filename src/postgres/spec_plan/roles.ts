@@ -6,7 +6,8 @@
 
 import { jwksRoleNames } from "../../api/spec.ts";
 import { quoteIdent, roleOptionsSql } from "../sql_quote.ts";
-import { adder, joinSql, opsOf, type Planner, requireNewName } from "./_planner.ts";
+import { adder, deltaPath, joinSql, opsOf, type Planner, requireNewName } from "./_planner.ts";
+import { SpecPlanError } from "./types.ts";
 
 /** How Postgres stores a spec password: SCRAM verifiers as given, md5 digests with the `md5` prefix. */
 function storedPassword(specPassword: string | null | undefined): string | null {
@@ -46,6 +47,11 @@ export function planRoles(p: Planner): void {
     const role = roles.get(op.name);
     if (!role) continue;
     const newName = requireNewName(op);
+    if (roles.has(newName)) {
+      throw new SpecPlanError(
+        `${deltaPath(p, op)}.new_name: role ${quoteIdent(newName)} already exists`,
+      );
+    }
     roles.delete(op.name);
     roles.set(newName, { ...role, password: null });
     const [qOld, qNew] = [quoteIdent(op.name), quoteIdent(newName)];
