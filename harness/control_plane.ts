@@ -4,9 +4,13 @@
  * `GET /compute/api/v2/computes/{compute_id}/spec`, answering each compute with
  * whatever the test set last: an empty (pooled) compute, an attached spec, a
  * bare HTTP error, or a body that does not decode. Unknown computes get 404.
+ * {@linkcode ControlPlane.specFault} puts a fault (`faults.ts`) in front of a
+ * compute's answer, for its next requests or until cleared.
  * Requests under `/harness/` go to the handler given to
  * {@linkcode ControlPlane.setAdminHandler} (the cluster's admin API).
  */
+
+import { type ControlPlaneFault, type FaultSwitch, faultSwitch } from "./faults.ts";
 
 /** A JSON object as the control plane sends it; left unchecked so tests can send bad specs. */
 export type JsonObject = Record<string, unknown>;
@@ -20,10 +24,8 @@ export type ControlPlaneAnswer =
   | { kind: "empty"; computeCtlConfig?: JsonObject }
   /** 200 `{status: "attached", spec, compute_ctl_config}`; `spec: null` is allowed to test the error. */
   | { kind: "attached"; spec: JsonObject | null; computeCtlConfig?: JsonObject }
-  /** A bare status (e.g. 502, 503, 500, 404) with an optional plain-text body. */
-  | { kind: "http-error"; status: number; body?: string }
-  /** 200 with a body that is not a control-plane response. */
-  | { kind: "garbage"; body?: string };
+  /** A bare HTTP error, or a 200 whose body does not decode. */
+  | ControlPlaneFault;
 
 /** One request the control plane received for a compute. */
 export interface ControlPlaneRequest {
@@ -47,6 +49,11 @@ export interface ControlPlane extends AsyncDisposable {
   requests(computeId: string): number;
   /** Every spec request for `computeId`, oldest first. */
   requestLog(computeId: string): readonly ControlPlaneRequest[];
+  /**
+   * The fault answered to `computeId`'s spec requests while it is armed, in
+   * place of (and without changing) the answer set with {@linkcode setAnswer}.
+   */
+  specFault(computeId: string): FaultSwitch<ControlPlaneFault>;
   /** Serves every path under `/harness/` with `handler` from now on (null: 404 again). */
   setAdminHandler(handler: AdminHandler | null): void;
   close(): Promise<void>;
@@ -61,6 +68,12 @@ export function startControlPlane(
 ): Promise<ControlPlane> {
   const answers = new Map<string, ControlPlaneAnswer>();
   const log = new Map<string, ControlPlaneRequest[]>();
+  const faults = new Map<string, FaultSwitch<ControlPlaneFault>>();
+  const specFault = (computeId: string) => {
+    let fault = faults.get(computeId);
+    if (fault === undefined) faults.set(computeId, fault = faultSwitch());
+    return fault;
+  };
   let adminHandler: AdminHandler | null = null;
 
   const handler = (request: Request): Response | Promise<Response> => {
@@ -82,6 +95,8 @@ export function startControlPlane(
       authorization: request.headers.get("authorization"),
     });
     log.set(computeId, entries);
+    const fault = faults.get(computeId)?.take();
+    if (fault) return respond(fault);
     const answer = answers.get(computeId);
     if (!answer) {
       return Response.json({ error: `compute ${computeId} not found` }, { status: 404 });
@@ -98,6 +113,7 @@ export function startControlPlane(
     removeAnswer: (computeId) => void answers.delete(computeId),
     requests: (computeId) => log.get(computeId)?.length ?? 0,
     requestLog: (computeId) => [...(log.get(computeId) ?? [])],
+    specFault,
     setAdminHandler: (next) => void (adminHandler = next),
     close,
     [Symbol.asyncDispose]: close,

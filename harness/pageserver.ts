@@ -16,6 +16,9 @@
  * not attached here (absent or secondary) gets ErrorResponse `not found` and bumps
  * `pageserver_misrouted_pagestream_requests_total`.
  *
+ * {@linkcode Pageserver.basebackupFault} spoils basebackups on purpose (see
+ * `faults.ts`, `pageserver_basebackup.ts`).
+ *
  * It can go down and come back: {@linkcode Pageserver.stop} refuses new work,
  * lets running commands finish and closes; {@linkcode Pageserver.kill} drops
  * every connection at once; {@linkcode Pageserver.start} listens again on the
@@ -27,6 +30,8 @@ import type { JWK } from "jose";
 import { type PgConnection, PgError, type PgServer, startPgServer } from "./pgwire.ts";
 import { checkTenantPermission, jwtAuthenticator, type NeonClaims } from "./neon_auth.ts";
 import { type PageserverCommand, parsePageserverCommand } from "./pageserver_command.ts";
+import { type BasebackupFault, type FaultSwitch, faultSwitch } from "./faults.ts";
+import { streamBasebackup } from "./pageserver_basebackup.ts";
 import {
   LsnBeforeCutoffError,
   LsnNotReachedError,
@@ -41,7 +46,6 @@ export {
 } from "./pageserver_command.ts";
 
 const DEFAULT_LEASE_MS = 10 * 60 * 1000;
-const COPY_CHUNK = 64 * 1024;
 const MISROUTED_METRIC = "pageserver_misrouted_pagestream_requests_total";
 const DEFAULT_DRAIN_MS = 10_000;
 
@@ -84,6 +88,8 @@ export interface Pageserver extends AsyncDisposable {
   readonly draining: boolean;
   /** Basebackups and leases being served right now. */
   readonly commandsInProgress: number;
+  /** Spoils the next basebackups (every tenant's) on purpose; kept across stop and start. */
+  readonly basebackupFault: FaultSwitch<BasebackupFault>;
   /**
    * Graceful: new connections and queries get `pageserver is shutting down`,
    * running basebackups and leases finish (up to `drainTimeoutMs`), then every
@@ -115,7 +121,8 @@ interface Life {
 export function startPageserver(options: PageserverOptions): Pageserver {
   const tenants = new Map<string, "attached" | "secondary">();
   const counters = { misrouted: 0 };
-  const ctx: ServeContext = { options, tenants, counters };
+  const basebackupFault = faultSwitch<BasebackupFault>();
+  const ctx: ServeContext = { options, tenants, counters, basebackupFault };
   const authenticate = options.jwtPublicKey ? jwtAuthenticator(options.jwtPublicKey) : undefined;
   const ports = { libpq: 0, http: 0 };
   let life: Life | null = null;
@@ -208,6 +215,7 @@ export function startPageserver(options: PageserverOptions): Pageserver {
     get commandsInProgress() {
       return life?.commands.size ?? 0;
     },
+    basebackupFault,
     stop: () => halt(true),
     kill: () => halt(false),
     start: async () => {
@@ -250,6 +258,7 @@ interface ServeContext {
   options: PageserverOptions;
   tenants: Map<string, "attached" | "secondary">;
   counters: { misrouted: number };
+  basebackupFault: FaultSwitch<BasebackupFault>;
 }
 
 interface Session {
@@ -326,23 +335,7 @@ async function sendBasebackup(
   } catch (error) {
     throw storeError(error);
   }
-  const { conn } = session;
-  conn.sendCopyOutResponse();
-  await conn.flush();
-  const reader = tar.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      for (let offset = 0; offset < value.length; offset += COPY_CHUNK) {
-        await conn.sendCopyData(value.subarray(offset, offset + COPY_CHUNK));
-      }
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  conn.sendCopyDone();
-  conn.sendCommandComplete("SELECT 1");
+  await streamBasebackup(session.conn, tar, ctx.basebackupFault.take());
 }
 
 function storeError(error: unknown): PgError {

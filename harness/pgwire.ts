@@ -109,6 +109,8 @@ export interface PgConnection<A> {
   flush(): Promise<void>;
   /** Reads the next frontend message (for CopyBoth sub-protocols); `null` at EOF. */
   readMessage(): Promise<FrontendMessage | null>;
+  /** Closes the socket at once, mid-stream if need be: the client sees its connection end. */
+  drop(): void;
 }
 
 /** Runs one query text; resolves when the response (minus ReadyForQuery) is queued. */
@@ -310,6 +312,7 @@ function createConnection<A>(
     sendCopyDone: () => writer.push(frame("c", new Uint8Array(0))),
     flush: () => writer.flush(),
     readMessage: () => readMessage(reader),
+    drop: () => closeQuietly(socket),
   };
 }
 

@@ -15,6 +15,9 @@
  *   it serves the WAL it holds to replicas (up to the commit LSN) and to peer
  *   safekeepers (up to its flush LSN), as Neon's do (`safekeeper_sender.ts`).
  *
+ * {@linkcode Safekeeper.timelineStatusFault} makes it fall silent on
+ * `TIMELINE_STATUS` on purpose (see `faults.ts`).
+ *
  * Its WAL lives in `dir` and outlives {@linkcode Safekeeper.stop} and
  * {@linkcode Safekeeper.kill}; {@linkcode Safekeeper.start} brings it back on the
  * same port with what it had persisted.
@@ -37,6 +40,7 @@ import { sendWal } from "./safekeeper_sender.ts";
 import { openTimelineWal, type TimelineWal } from "./safekeeper_wal.ts";
 import type { TimelineStore } from "./timeline_store.ts";
 import { isHexId } from "../src/api/ids.ts";
+import { type FaultSwitch, faultSwitch, type SafekeeperFault } from "./faults.ts";
 
 /** Options of {@link startSafekeeper}. */
 export interface SafekeeperOptions {
@@ -74,6 +78,10 @@ export interface Safekeeper extends AsyncDisposable {
     timelineId: string,
     status: TimelineStatusOverride | null | undefined,
   ): void;
+  /** Makes `TIMELINE_STATUS` go unanswered on purpose; kept across stop and start. */
+  readonly timelineStatusFault: FaultSwitch<SafekeeperFault>;
+  /** Connections held waiting by that fault right now (the client has not hung up yet). */
+  readonly silentConnections: number;
   /** The persisted state of its copy of a timeline; null if it has none. */
   walState(tenantId: string, timelineId: string): { flushLsn: Lsn; term: number } | null;
   /** Graceful: stops accepting, ends every stream, waits for writes in progress. */
@@ -110,6 +118,8 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
   let port = 0;
   let life: Life | null = null;
   let closed = false;
+  const timelineStatusFault = faultSwitch<SafekeeperFault>();
+  const silent = { connections: 0 };
 
   const openWal = (current: Life, tenantId: string, timelineId: string) => {
     const key = `${tenantId}/${timelineId}`;
@@ -161,6 +171,7 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     checkTenantPermission(conn.auth, tenantId, "safekeeperdata");
     const known = store.hasTimeline(tenantId, timelineId);
     if (/^TIMELINE_STATUS\b/i.test(text)) {
+      if (timelineStatusFault.take() !== null) await holdSilently(conn, silent);
       const key = `${tenantId}/${timelineId}`;
       let status: TimelineStatusOverride | null;
       if (overrides.has(key)) {
@@ -287,6 +298,10 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     get running() {
       return life !== null;
     },
+    timelineStatusFault,
+    get silentConnections() {
+      return silent.connections;
+    },
     setStatusOverride: (tenantId, timelineId, status) => {
       const key = `${tenantId.toLowerCase()}/${timelineId.toLowerCase()}`;
       if (status === undefined) overrides.delete(key);
@@ -305,6 +320,26 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * Answers nothing until the client hangs up (or says Terminate), then closes
+ * the connection: a safekeeper that accepted a query and never replied.
+ */
+async function holdSilently<A>(
+  conn: PgConnection<A>,
+  silent: { connections: number },
+): Promise<never> {
+  silent.connections += 1;
+  try {
+    for (;;) {
+      const message = await conn.readMessage();
+      if (message === null || message.type === "X") break;
+    }
+  } finally {
+    silent.connections -= 1;
+  }
+  throw new PgError("the client hung up on an unanswered query", { fatal: true });
 }
 
 /** The parameters of a `START_WAL_PULL (key 'value', …)` command. */

@@ -7,6 +7,7 @@
 
 import { type ComputeConfig, computeConfigSchema } from "../api/config.ts";
 import { formatIssues } from "../api/spec.ts";
+import { causeChain } from "../cause_chain.ts";
 import { countCplaneRequest } from "../metrics.ts";
 import { fetchComputeConfig } from "../storage/control_plane.ts";
 import type { NodeSettings } from "./settings.ts";
@@ -45,17 +46,24 @@ export async function readConfigFile(path: string): Promise<ComputeConfig> {
 
 /**
  * Fetches the current config from whichever source is configured. A config
- * without `spec` means the control plane considers the compute empty.
+ * without `spec` means the control plane considers the compute empty. A
+ * control-plane failure is a {@link ConfigSourceError} whose message carries
+ * the whole cause chain (`Exhausted all attempts …: control plane responded
+ * with 503 Service Unavailable`), so the one log line says why.
  */
 export async function loadComputeConfig(source: ConfigSource): Promise<ComputeConfig> {
   if (source.configPath !== undefined) return await readConfigFile(source.configPath);
   if (source.controlPlaneUri !== undefined) {
-    return await fetchComputeConfig({
-      baseUri: source.controlPlaneUri,
-      computeId: source.computeId,
-      token: source.controlPlaneToken,
-      onAttempt: countCplaneRequest,
-    });
+    try {
+      return await fetchComputeConfig({
+        baseUri: source.controlPlaneUri,
+        computeId: source.computeId,
+        token: source.controlPlaneToken,
+        onAttempt: countCplaneRequest,
+      });
+    } catch (error) {
+      throw new ConfigSourceError(causeChain(error), { cause: error });
+    }
   }
   throw new ConfigSourceError("config_path_test_only is not set");
 }

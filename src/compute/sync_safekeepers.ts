@@ -13,7 +13,7 @@ import { formatLsn, type Lsn } from "../api/lsn.ts";
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { runSyncSafekeepers, supportsSyncSafekeepers } from "../postgres/process.ts";
-import { checkSafekeepersSynced } from "../storage/safekeepers.ts";
+import { checkSafekeepersQuorum, type QuorumCheck } from "../storage/safekeepers.ts";
 import { childEnv } from "./postgres_config.ts";
 import type { NodeSettings } from "./settings.ts";
 
@@ -35,18 +35,23 @@ export interface SyncTimings {
   sync_safekeepers_ms: number;
 }
 
-/** Asks the safekeepers whether a quorum agrees on one committed LSN; null if not. */
-async function fastPath(pspec: ParsedSpec, timeoutMs = FAST_PATH_TIMEOUT_MS): Promise<Lsn | null> {
+/** Asks the safekeepers whether a quorum agrees on one committed LSN, and why not if not. */
+async function fastPath(
+  pspec: ParsedSpec,
+  timeoutMs = FAST_PATH_TIMEOUT_MS,
+): Promise<QuorumCheck> {
   try {
-    return await checkSafekeepersSynced(pspec.safekeeperConnstrings, {
+    const check = await checkSafekeepersQuorum(pspec.safekeeperConnstrings, {
       tenantId: pspec.tenantId,
       timelineId: pspec.timelineId,
       authToken: pspec.spec.storage_auth_token ?? undefined,
       timeoutMs,
     });
+    if (check.lsn === null) log.info("safekeepers are not synced", { reason: check.reason });
+    return check;
   } catch (error) {
     log.warn("checking whether safekeepers are synced failed", { error: errorMessage(error) });
-    return null;
+    return { lsn: null, reason: errorMessage(error) };
   }
 }
 
@@ -64,17 +69,17 @@ export async function syncSafekeepersForStart(
   const checkStart = performance.now();
   const synced = await fastPath(pspec);
   timings.sync_sk_check_ms = Math.round(performance.now() - checkStart);
-  if (synced !== null) {
-    log.info("safekeepers are already synced", { lsn: formatLsn(synced) });
-    return synced;
+  if (synced.lsn !== null) {
+    log.info("safekeepers are already synced", { lsn: formatLsn(synced.lsn) });
+    return synced.lsn;
   }
   if (!(await supportsSyncSafekeepers(settings.pgbin))) {
     const retried = await retryQuorumCheck(pspec, signal);
     timings.sync_sk_check_ms = Math.round(performance.now() - checkStart);
-    if (retried !== null) return retried;
+    if (retried.lsn !== null) return retried.lsn;
     throw new Error(
       `safekeepers are not in sync and ${settings.pgbin} does not support --sync-safekeepers ` +
-        "(vanilla Postgres); cannot choose a start LSN",
+        `(vanilla Postgres); cannot choose a start LSN: ${retried.reason}`,
     );
   }
   const syncStart = performance.now();
@@ -110,13 +115,14 @@ export async function syncSafekeepersOnShutdown(
 ): Promise<Lsn | null> {
   log.info("syncing safekeepers on shutdown");
   const synced = await fastPath(pspec);
-  if (synced !== null) return synced;
+  if (synced.lsn !== null) return synced.lsn;
   if (!(await supportsSyncSafekeepers(settings.pgbin))) {
     const retried = await retryQuorumCheck(pspec, signal, 2);
-    if (retried !== null) return retried;
+    if (retried.lsn !== null) return retried.lsn;
     log.warn(
       "safekeepers are not in sync and the postgres binary has no --sync-safekeepers; " +
         "reporting no flush LSN",
+      { reason: retried.reason },
     );
     return null;
   }
@@ -139,19 +145,21 @@ export async function syncSafekeepersOnShutdown(
  * Without a full sync to fall back on, asks the quorum again on the full sync's
  * schedule (at most `attempts` more times) with a longer timeout, so that a
  * slow answer on a loaded machine is not mistaken for safekeepers that disagree.
+ * Returns the last check: the LSN, or why the last attempt found none.
  */
 async function retryQuorumCheck(
   pspec: ParsedSpec,
   signal: AbortSignal | undefined,
   attempts = SYNC_RETRY_DELAYS_MS.length - 1,
-): Promise<Lsn | null> {
+): Promise<QuorumCheck> {
+  let check: QuorumCheck = { lsn: null, reason: "the quorum check was not repeated" };
   for (const delayMs of SYNC_RETRY_DELAYS_MS.slice(1, 1 + attempts)) {
     await sleep(delayMs, signal);
-    const lsn = await fastPath(pspec, RETRY_CHECK_TIMEOUT_MS);
-    if (lsn !== null) {
-      log.info("safekeepers answered a repeated quorum check", { lsn: formatLsn(lsn) });
-      return lsn;
+    check = await fastPath(pspec, RETRY_CHECK_TIMEOUT_MS);
+    if (check.lsn !== null) {
+      log.info("safekeepers answered a repeated quorum check", { lsn: formatLsn(check.lsn) });
+      return check;
     }
   }
-  return null;
+  return check;
 }

@@ -4,7 +4,8 @@
  * (reference neon-01 §2.7, neon-04 §B.1): ask every safekeeper `TIMELINE_STATUS`
  * concurrently, each attempt bounded by 100 ms, stop once a quorum has answered or
  * a quorum has failed, and call the timeline synced iff the quorum's answers all
- * know the timeline and agree on one LSN for both `flush_lsn` and `commit_lsn`.
+ * know the timeline and agree on one LSN for both `flush_lsn` and `commit_lsn`
+ * ({@link checkSafekeepersQuorum} also says why, when they are not).
  * {@link withSafekeeperClient} is the libpq session this check and the vanilla
  * WAL-source announcement (`wal_source.ts`) share.
  */
@@ -12,8 +13,9 @@
 import { Socket } from "node:net";
 import pg from "pg";
 import { closeClient } from "./_pg_client.ts";
-import { type Lsn, parseLsn } from "../api/lsn.ts";
+import { formatLsn, type Lsn, parseLsn } from "../api/lsn.ts";
 import { vanillaQuorumSize } from "../api/safekeeper_names.ts";
+import { errorMessage } from "../log.ts";
 
 /** What one safekeeper reports for a timeline. */
 export interface TimelineStatus {
@@ -69,6 +71,48 @@ export function decideSynced(
     else if (reply.commitLsn !== lsn) return null;
   }
   return lsn;
+}
+
+/** One safekeeper's reply to `TIMELINE_STATUS` (`null`: it does not know the timeline). */
+export interface SafekeeperReply {
+  address: string;
+  status: TimelineStatus | null;
+}
+
+/** One safekeeper that gave no reply, and why (a timeout, a refused connection, an error). */
+export interface SafekeeperFailure {
+  address: string;
+  error: string;
+}
+
+/**
+ * Why {@link decideSynced} found the replies not synced, in words naming the
+ * safekeepers: too few answered (with each failure), one does not know the
+ * timeline, one's commit LSN lags its flush LSN, or they disagree.
+ */
+export function explainNotSynced(
+  replies: readonly SafekeeperReply[],
+  failures: readonly SafekeeperFailure[],
+  safekeeperCount: number,
+): string {
+  const quorum = quorumSize(safekeeperCount);
+  if (replies.length < quorum) {
+    const why = failures.map(({ address, error }) =>
+      error.includes(address) ? error : `safekeeper ${address}: ${error}`
+    );
+    return `only ${replies.length} of ${safekeeperCount} safekeepers answered TIMELINE_STATUS ` +
+      `(a quorum is ${quorum})${why.length > 0 ? `: ${why.join("; ")}` : ""}`;
+  }
+  const unknown = replies.find((reply) => reply.status === null);
+  if (unknown) return `safekeeper ${unknown.address} does not know the timeline`;
+  const known = replies.map(({ address, status }) => ({ address, ...status! }));
+  const lagging = known.find((reply) => reply.commitLsn !== reply.flushLsn);
+  if (lagging) {
+    return `safekeeper ${lagging.address} has commit_lsn ${formatLsn(lagging.commitLsn)} ` +
+      `behind flush_lsn ${formatLsn(lagging.flushLsn)}`;
+  }
+  return "safekeepers disagree: " +
+    known.map(({ address, flushLsn }) => `${address} at ${formatLsn(flushLsn)}`).join(", ");
 }
 
 /**
@@ -166,6 +210,9 @@ function statusFromRows(
   return { flushLsn: parseLsn(flush), commitLsn: parseLsn(commit) };
 }
 
+/** What the quorum check found: the LSN a quorum agrees on, or why there is none. */
+export type QuorumCheck = { lsn: Lsn } | { lsn: null; reason: string };
+
 /**
  * compute_ctl's fast path: queries every safekeeper concurrently and returns the
  * LSN they agree on (see {@link decideSynced}), or `null` when they are not
@@ -176,26 +223,42 @@ export async function checkSafekeepersSynced(
   addresses: readonly string[],
   options: TimelineStatusOptions,
 ): Promise<Lsn | null> {
+  return (await checkSafekeepersQuorum(addresses, options)).lsn;
+}
+
+/** {@link checkSafekeepersSynced}, saying why (see {@link explainNotSynced}) when not synced. */
+export async function checkSafekeepersQuorum(
+  addresses: readonly string[],
+  options: TimelineStatusOptions,
+): Promise<QuorumCheck> {
   const quorum = quorumSize(addresses.length);
   const controller = new AbortController();
   const abortAll = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", abortAll, { once: true });
-  const replies: (TimelineStatus | null)[] = [];
-  let failures = 0;
-  const { promise: decided, resolve: decide } = Promise.withResolvers<Lsn | null>();
+  const replies: SafekeeperReply[] = [];
+  const failures: SafekeeperFailure[] = [];
+  const { promise: decided, resolve: decide } = Promise.withResolvers<QuorumCheck>();
+  const conclude = () => {
+    const lsn = decideSynced(replies.map((reply) => reply.status), addresses.length);
+    decide(
+      lsn !== null
+        ? { lsn }
+        : { lsn: null, reason: explainNotSynced(replies, failures, addresses.length) },
+    );
+  };
   const requests = addresses.map((address) =>
     timelineStatus(address, { ...options, signal: controller.signal }).then(
-      (reply) => {
-        replies.push(reply);
-        if (replies.length >= quorum) decide(decideSynced(replies, addresses.length));
+      (status) => {
+        replies.push({ address, status });
+        if (replies.length >= quorum) conclude();
       },
-      () => {
-        failures += 1;
-        if (failures >= quorum) decide(null);
+      (error) => {
+        failures.push({ address, error: errorMessage(error) });
+        if (failures.length >= quorum) conclude();
       },
     )
   );
-  void Promise.all(requests).then(() => decide(decideSynced(replies, addresses.length)));
+  void Promise.all(requests).then(conclude);
   try {
     return await decided;
   } finally {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseLsn } from "../../src/api/lsn.ts";
 import {
   decideSynced,
+  explainNotSynced,
   parseSafekeeperAddress,
   quorumSize,
   type TimelineStatus,
@@ -40,6 +41,38 @@ Deno.test("decideSynced: disagreeing or lagging safekeepers mean not synced", ()
   assert.equal(decideSynced([at(B, A), at(B, A)], 3), null, "commit behind flush");
   assert.equal(decideSynced([at(A, A), at(B, A)], 3), null, "same commit, different flush");
   assert.equal(decideSynced([at(A, A), at(A, B)], 3), null, "same flush, different commit");
+});
+
+Deno.test("explainNotSynced names the safekeepers and what is wrong", () => {
+  const [sk1, sk2] = ["127.0.0.1:1", "127.0.0.1:2"];
+  assert.equal(
+    explainNotSynced([{ address: sk1, status: at(A) }], [
+      { address: sk2, error: `safekeeper ${sk2} did not answer TIMELINE_STATUS within 100 ms` },
+    ], 3),
+    "only 1 of 3 safekeepers answered TIMELINE_STATUS (a quorum is 2): " +
+      `safekeeper ${sk2} did not answer TIMELINE_STATUS within 100 ms`,
+  );
+  assert.equal(
+    explainNotSynced([], [{ address: sk1, error: "tenantid is required" }], 1),
+    `only 0 of 1 safekeepers answered TIMELINE_STATUS (a quorum is 1): safekeeper ${sk1}: ` +
+      "tenantid is required",
+  );
+  assert.equal(
+    explainNotSynced([{ address: sk1, status: at(A) }, { address: sk2, status: null }], [], 3),
+    `safekeeper ${sk2} does not know the timeline`,
+  );
+  assert.equal(
+    explainNotSynced(
+      [{ address: sk1, status: at(B, A) }, { address: sk2, status: at(B, A) }],
+      [],
+      3,
+    ),
+    `safekeeper ${sk1} has commit_lsn 0/1500708 behind flush_lsn 0/16B9188`,
+  );
+  assert.equal(
+    explainNotSynced([{ address: sk1, status: at(A) }, { address: sk2, status: at(B) }], [], 3),
+    `safekeepers disagree: ${sk1} at 0/1500708, ${sk2} at 0/16B9188`,
+  );
 });
 
 Deno.test("parseSafekeeperAddress splits host:port", () => {
