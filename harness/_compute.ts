@@ -7,6 +7,7 @@
  * a stop that leaves no process behind.
  */
 
+import { dirname } from "node:path";
 import type { ComputeStatus, ComputeStatusResponse } from "../src/api/responses.ts";
 import type { ControlPlane, JsonObject } from "./control_plane.ts";
 import { type Pageserver, placeTenant } from "./pageserver.ts";
@@ -48,6 +49,8 @@ export interface ComputeOptions {
   empty?: boolean;
   /** Deep-merged into the generated spec (objects merge, arrays replace). */
   spec?: JsonObject;
+  /** Deep-merged into the generated `compute_ctl_config`, e.g. `{ tls: { key_path, cert_path } }`. */
+  computeCtlConfig?: JsonObject;
   /** Extra `postgresql.conf` lines for the spec's `cluster.postgresql_conf`. */
   postgresqlConf?: string[];
   /** Index in `cluster.pageservers` of the pageserver the spec names; default 0. */
@@ -57,6 +60,8 @@ export interface ComputeOptions {
   timelineId?: string;
   /** Primary (default), Replica, or Static at an LSN (`{ Static: "0/16B3748" }`). */
   mode?: SpecMode;
+  /** `--pgdata`, absolute, in a directory the compute's user may write; default `<dir>/pgdata`. */
+  pgdata?: string;
   /** Extra environment for the manager (e.g. `NEON_COMPUTE_TESTING_BASEBACKUP_RETRIES`). */
   env?: Record<string, string>;
   /** `--exit-delay-ms`; default: the cluster's. */
@@ -234,7 +239,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
 
   if (!previous) await Deno.mkdir(`${root}/computes`, { recursive: true, mode: 0o711 });
   const dir = previous?.dir ?? await ownedDir(`${root}/computes/${id}`, user);
-  const pgdata = `${dir}/pgdata`;
+  const pgdata = previous?.pgdata ?? options.pgdata ?? `${dir}/pgdata`;
   const configPath = `${dir}/config.json`;
   const logPath = `${dir}/compute.log`;
   const tenantId = previous?.tenantId ?? options.tenantId ?? randomHexId();
@@ -264,7 +269,10 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     options.spec ?? {},
   );
   const jwt = options.jwt ?? context.jwt;
-  const computeCtlConfig = defaultComputeCtlConfig(jwt.publicJwk);
+  const computeCtlConfig = deepMerge(
+    defaultComputeCtlConfig(jwt.publicJwk),
+    options.computeCtlConfig ?? {},
+  );
   const tokens: ComputeTokens = previous?.tokens ?? {
     compute: await jwt.signComputeToken(id),
     admin: await jwt.signAdminToken(),
@@ -376,6 +384,8 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
       }
       const code = await exited;
       await reapProcessesUsing(dir);
+      // A PGDATA elsewhere: the postmaster's command line names its parent, not `dir`.
+      if (!pgdata.startsWith(`${dir}/`)) await reapProcessesUsing(dirname(pgdata));
       await pumped;
       return code;
     })();

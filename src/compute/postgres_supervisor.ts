@@ -4,11 +4,13 @@
  * lifecycle watches, which a planned restart (a promotion on vanilla storage)
  * swaps for a new one instead of ending the compute, and which is gone for
  * good once the compute's Postgres has exited: from then on no restart can
- * begin.
+ * begin, and {@link PostgresSupervisor.ended} tells waiting work (a
+ * `/configure`) that nothing will bring it to an end.
  */
 
 import { getLogger } from "../log.ts";
 import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/process.ts";
+import { ConfigurationFailedError } from "./errors.ts";
 
 const log = getLogger("compute");
 
@@ -29,6 +31,16 @@ export class PostgresSupervisor {
   #current: PostgresProcess | null = null;
   /** Settles when a running {@link restart} has ended, either way. */
   #restarting: Promise<void> | null = null;
+  readonly #ended = new AbortController();
+
+  /**
+   * Aborted once the compute's Postgres has exited for good or never started,
+   * with a {@link ConfigurationFailedError} saying so: a configuration can
+   * no longer succeed.
+   */
+  get ended(): AbortSignal {
+    return this.#ended.signal;
+  }
 
   /** The running process; null before the start and once the compute's Postgres has ended. */
   get current(): PostgresProcess | null {
@@ -41,11 +53,16 @@ export class PostgresSupervisor {
   }
 
   /**
-   * Resolves with the exit of the Postgres that ends the compute, and from
-   * then on no restart can begin ({@link current} is null). A process stopped
+   * Resolves with the exit of the Postgres that ends the compute (null at once
+   * when the start-up spawned none), and from then on no restart can begin
+   * ({@link current} is null) and {@link ended} is aborted. A process stopped
    * by {@link restart} hands over to the one started in its place.
    */
-  async waitForFinalExit(first: PostgresProcess): Promise<ExitInfo> {
+  async waitForFinalExit(first: PostgresProcess | null): Promise<ExitInfo | null> {
+    if (first === null) {
+      this.#ended.abort(new ConfigurationFailedError("postgres did not start"));
+      return null;
+    }
     let watched = first;
     for (;;) {
       const exit = await watched.exited;
@@ -55,6 +72,9 @@ export class PostgresSupervisor {
         // Synchronously after the checks: a restart starting later finds nothing to restart.
         this.#current = null;
         log.info(`postgres exited with ${describeExit(exit)}`);
+        this.#ended.abort(
+          new ConfigurationFailedError(`postgres exited with ${describeExit(exit)}`),
+        );
         return exit;
       }
       log.info(`postgres ${watched.pid} was restarted as ${current.pid}`);

@@ -1,10 +1,12 @@
 /**
  * `src/compute/postgres_supervisor.ts` with fake processes: a planned restart
  * swaps the process the lifecycle watches instead of ending the compute, and
- * once the compute's Postgres has exited no restart can begin.
+ * once the compute's Postgres has exited (or was never spawned) no restart can
+ * begin and `ended` says so.
  */
 
 import assert from "node:assert/strict";
+import { ConfigurationFailedError } from "../../src/compute/errors.ts";
 import { PostgresSupervisor } from "../../src/compute/postgres_supervisor.ts";
 import type { ExitInfo, PostgresProcess } from "../../src/postgres/process.ts";
 
@@ -53,10 +55,13 @@ Deno.test("a restart hands the watch over to the new process", async () => {
   assert.deepEqual(first.signals, ["SIGINT"]);
   assert.deepEqual(steps, ["prepare", "spawn", "ready 2"]);
   assert.equal(supervisor.current, second);
+  assert.equal(supervisor.ended.aborted, false, "a planned restart does not end the compute");
 
-  second.exit({ code: 3, signal: null });
-  assert.deepEqual(await finalExit, { code: 3, signal: null });
+  second.exit({ code: null, signal: "SIGKILL" });
+  assert.deepEqual(await finalExit, { code: null, signal: "SIGKILL" });
   assert.equal(supervisor.current, null);
+  assert.ok(supervisor.ended.reason instanceof ConfigurationFailedError);
+  assert.match(supervisor.ended.reason.message, /postgres exited with signal SIGKILL/);
   await assert.rejects(
     supervisor.restart({
       prepare: () => Promise.resolve(),
@@ -88,4 +93,11 @@ Deno.test("a termination during the restart starts nothing and ends the compute"
   );
   assert.deepEqual(await finalExit, { code: 0, signal: null });
   assert.equal(supervisor.current, null);
+});
+
+Deno.test("a start-up that spawned no Postgres ends the compute at once", async () => {
+  const supervisor = new PostgresSupervisor();
+  assert.equal(await supervisor.waitForFinalExit(null), null);
+  assert.ok(supervisor.ended.reason instanceof ConfigurationFailedError);
+  assert.match(supervisor.ended.reason.message, /postgres did not start/);
 });
