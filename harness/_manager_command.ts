@@ -9,6 +9,8 @@
 import type { ControlPlane } from "./control_plane.ts";
 import type { ComputeOptions } from "./_compute.ts";
 import type { OsUser } from "./_processes.ts";
+import { join } from "node:path";
+import { COMMUNICATOR_SOCKET_NAME } from "../src/postgres/communicator.ts";
 import { relocatedRunFlags } from "./pg_install.ts";
 
 /** Where one compute lives and listens. */
@@ -32,6 +34,18 @@ export interface ManagerLaunch {
   user: OsUser;
   /** False: `INSTANCE_ID` is set, which switches the manager's JWT check off. */
   auth: boolean;
+}
+
+/**
+ * `--allow-net` with the `compute` set's `net` list plus this compute's
+ * communicator socket (`unix:<pgdata>/neon-communicator.socket`), which the set
+ * grants for the production PGDATA only: Deno grants a unix socket by its exact
+ * path, and with `-P` the flag replaces the set's list, so it repeats all of it.
+ */
+export function communicatorNetFlag(managerRoot: string, pgdata: string): string {
+  const config = JSON.parse(Deno.readTextFileSync(join(managerRoot, "deno.json")));
+  const net: string[] = config.permissions.compute.net;
+  return `--allow-net=${[...net, `unix:${join(pgdata, COMMUNICATOR_SOCKET_NAME)}`].join(",")}`;
 }
 
 /** The manager's command: compute_ctl's flags, as `neon_local` passes them. */
@@ -78,6 +92,7 @@ export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Den
       "run",
       "-P=compute",
       ...relocatedRunFlags(context.managerRoot, context.pgbin),
+      communicatorNetFlag(context.managerRoot, paths.pgdata),
       `${context.managerRoot}/src/main.ts`,
       ...managerArgs,
     ],

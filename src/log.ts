@@ -3,7 +3,8 @@
  * Logging for the manager: LogTape configured once, one line per record on
  * stderr (`<RFC 3339 time> <LEVEL> <category>: <message> key=value…`), level
  * from `COMPUTE_CTL_LOG_LEVEL` (default `info`). Postgres's own output does not
- * pass through here: the log collector writes it raw as `PG:` lines.
+ * pass through the logger: the log collector writes it as `PG:` lines. Both
+ * go through {@linkcode writeStderr}, which redacts secrets.
  */
 
 import {
@@ -54,13 +55,62 @@ const formatter = getTextFormatter({
 
 const encoder = new TextEncoder();
 
+/** Shortest value {@linkcode registerSecret} takes: shorter ones would garble ordinary text. */
+export const MIN_SECRET_LENGTH = 8;
+
+/** Values to hide wherever they appear, longest first (so a longer one is hidden whole). */
+let secretValues: string[] = [];
+
+/**
+ * What secrets look like where they reach a log line, and what replaces them:
+ * role passwords in SQL (Postgres logs statements under `log_statement`, and a
+ * failed one under `log_min_error_statement`), md5 and SCRAM verifiers, JWTs,
+ * bearer tokens, the password of a URL and a libpq `password=`.
+ */
+const SECRET_PATTERNS: readonly (readonly [RegExp, string])[] = [
+  [/\b(PASSWORD\s+)E?'(?:[^']|'')*'/gi, "$1'[redacted]'"],
+  [
+    /SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+/g,
+    "SCRAM-SHA-256$[redacted]",
+  ],
+  [/\bmd5[0-9a-f]{32}\b/gi, "md5[redacted]"],
+  [/\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+/g, "[redacted JWT]"],
+  [/\b(Bearer\s+)[^\s"']+/gi, "$1[redacted]"],
+  [/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]*@/gi, "$1[redacted]@"],
+  [/\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)/gi, "$1[redacted]"],
+];
+
+/**
+ * Hides `value` (a token, a password) in every log line from now on. Values
+ * shorter than {@linkcode MIN_SECRET_LENGTH} are ignored.
+ */
+export function registerSecret(value: string | null | undefined): void {
+  if (value == null || value.length < MIN_SECRET_LENGTH || secretValues.includes(value)) return;
+  secretValues = [...secretValues, value].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * `text` with every registered secret and everything shaped like a secret
+ * (see the patterns above) replaced by `[redacted]`. Every line the manager
+ * writes, its own and Postgres's, passes through here.
+ */
+export function redactSecrets(text: string): string {
+  let redacted = text;
+  for (const value of secretValues) redacted = redacted.replaceAll(value, "[redacted]");
+  for (const [pattern, replacement] of SECRET_PATTERNS) {
+    redacted = redacted.replace(pattern, replacement);
+  }
+  return redacted;
+}
+
 /**
  * Writes `text` to stderr synchronously and completely, so lines from the
- * logger and from the Postgres log collector never interleave. A closed stderr
- * is ignored: losing log lines must not take the manager down.
+ * logger and from the Postgres log collector never interleave, with secrets
+ * redacted ({@linkcode redactSecrets}). A closed stderr is ignored: losing log
+ * lines must not take the manager down.
  */
 export function writeStderr(text: string): void {
-  const bytes = encoder.encode(text);
+  const bytes = encoder.encode(redactSecrets(text));
   try {
     for (let written = 0; written < bytes.length;) {
       written += Deno.stderr.writeSync(bytes.subarray(written));

@@ -22,8 +22,14 @@ import { jwtAuth } from "./http/auth.ts";
 import { startExternalServer } from "./http/external.ts";
 import { startInternalServer } from "./http/internal.ts";
 import { BindError, type HttpServer } from "./http/server.ts";
-import { errorMessage, getLogger, setupLogging } from "./log.ts";
+import { errorMessage, getLogger, registerSecret, setupLogging } from "./log.ts";
 import { buildTag } from "./metrics.ts";
+import {
+  communicatorWarning,
+  refusals,
+  specRequirements,
+  startupRequirements,
+} from "./permission_checks.ts";
 
 const log = getLogger("main");
 
@@ -80,6 +86,12 @@ async function shutdownServers(servers: readonly HttpServer[]): Promise<void> {
   }
 }
 
+/** Logs each permission refusal as an error line; true when there was any. */
+function logRefusals(lines: readonly string[]): boolean {
+  for (const line of lines) log.error(line);
+  return lines.length > 0;
+}
+
 /** Runs the manager and returns the process exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   let cli: CliOptions;
@@ -100,6 +112,9 @@ export async function main(args: readonly string[]): Promise<number> {
     return 1;
   }
   log.info("starting compute_ctl", { build_tag: buildTag() });
+  if (logRefusals(await refusals(startupRequirements(cli)))) return 1;
+  const communicator = await communicatorWarning(cli.pgdata);
+  if (communicator !== undefined) log.warn(communicator);
 
   let settings: NodeSettings;
   try {
@@ -109,6 +124,7 @@ export async function main(args: readonly string[]): Promise<number> {
       NEON_CONTROL_PLANE_TOKEN: env("NEON_CONTROL_PLANE_TOKEN"),
     });
     failpoints.configureFromEnv(settings.failpoints);
+    registerSecret(settings.controlPlaneToken);
   } catch (error) {
     log.error(errorMessage(error));
     return 1;
@@ -130,6 +146,8 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     return 1;
   }
+
+  if (node.parsedSpec && logRefusals(await refusals(specRequirements(node.parsedSpec)))) return 1;
 
   const removeSignalHandlers = installSignalHandlers(() => node.forwardTerminationSignal());
   let servers: HttpServer[];
