@@ -11,22 +11,18 @@
  */
 
 import { parseArgs } from "node:util";
-import { startCluster } from "../cluster.ts";
-import { adminClient } from "./admin_client.ts";
+import { runWithWorkloads, startFailoverCluster } from "./failover_cluster.ts";
 import { renderReport, verdict } from "./report.ts";
-import { runScenario } from "./runner.ts";
 import {
   checkAgainstCluster,
   DEFAULT_SCENARIO,
+  FAILOVER_CLUSTER,
   parseScenario,
   ScenarioError,
   type Step,
 } from "./scenario.ts";
-import { finalCheck } from "./final_check.ts";
-import { startWorkloads } from "./workload.ts";
 
-const PAGESERVERS = 2;
-const SAFEKEEPERS = 3;
+const { pageservers: PAGESERVERS, safekeepers: SAFEKEEPERS } = FAILOVER_CLUSTER;
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -42,11 +38,7 @@ async function main(args: string[]): Promise<number> {
     if (values.scenario) {
       steps = parseScenario(await Deno.readTextFile(values.scenario), values.scenario);
     }
-    checkAgainstCluster(
-      steps,
-      { pageservers: PAGESERVERS, safekeepers: SAFEKEEPERS },
-      values.scenario ?? "the built-in scenario",
-    );
+    checkAgainstCluster(steps, FAILOVER_CLUSTER, values.scenario ?? "the built-in scenario");
   } catch (error) {
     if (!(error instanceof ScenarioError || error instanceof Deno.errors.NotFound)) throw error;
     console.error(`failover: ${(error as Error).message}`);
@@ -55,30 +47,9 @@ async function main(args: string[]): Promise<number> {
 
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
   log(`starting a cluster: ${PAGESERVERS} pageservers, ${SAFEKEEPERS} safekeepers, one primary`);
-  await using cluster = await startCluster({
-    pageservers: PAGESERVERS,
-    safekeepers: SAFEKEEPERS,
-    tmpDir: values.dir ?? "/tmp",
-    computes: [{ id: "primary", neonExtension: { intervalMs: 200, backoffMs: 200 } }],
-  });
-  const admin = adminClient(cluster.controlPlane.url);
+  await using cluster = await startFailoverCluster(values.dir);
   log(`admin API: ${cluster.controlPlane.url}/harness/state`);
-  const workloads = await startWorkloads({ url: cluster.compute("primary").postgresUrl });
-  let run;
-  let final = null;
-  try {
-    run = await runScenario(steps, { admin, workloads, primary: "primary", log });
-  } finally {
-    await workloads.stop();
-  }
-  const { reports } = run;
-  if (reports.every((report) => report.outcome !== "failed")) {
-    log("final check: stop the primary, start it again from the storage, read everything");
-    final = await finalCheck(admin, workloads, run.primary).catch((error) => {
-      log(`final check failed: ${(error as Error).message}`);
-      return null;
-    });
-  }
+  const { run: { reports }, final } = await runWithWorkloads(cluster, steps, { log });
   console.log(`\n${renderReport(reports, final)}`);
   return verdict(reports, final) ? 0 : 1;
 }

@@ -2,7 +2,8 @@
  * @module
  * The failover report: one row per step (what happened, how long until commits
  * flowed again, what was acknowledged so far, whether nothing was lost), as a
- * plain-text table for a terminal or a CI log.
+ * plain-text table for a terminal or a CI log; a problem of several lines (a
+ * compute's log, say) has its first line in the table and the rest below it.
  */
 
 import type { StepReport } from "./runner.ts";
@@ -13,7 +14,7 @@ export function renderReport(reports: readonly StepReport[], final: FinalCheck |
   const rows = reports.map((report) => [
     String(report.index),
     report.step,
-    report.problem ? `${report.outcome}: ${report.problem}` : report.outcome,
+    report.problem ? `${report.outcome}: ${report.problem.split("\n")[0]}` : report.outcome,
     report.recoveryMs === null ? "—" : `${report.recoveryMs} ms`,
     String(report.rowsAcknowledged),
     String(report.transfersAcknowledged),
@@ -31,6 +32,9 @@ export function renderReport(reports: readonly StepReport[], final: FinalCheck |
   const line = (cells: string[]) =>
     cells.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd();
   const text = [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)];
+  for (const report of reports) {
+    if (report.problem?.includes("\n")) text.push("", `step ${report.index}: ${report.problem}`);
+  }
   if (final) {
     text.push(
       "",

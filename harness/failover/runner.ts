@@ -5,6 +5,7 @@
  * expects (the compute healed, commits flowing again, or commits blocked), and
  * is timed from its start to the first commit after it. After every step the
  * primary is checked: every acknowledged row present, the bank total intact.
+ * While no primary runs, nothing is expected of commits, and nothing is checked.
  */
 
 import { formatLsn, type Lsn } from "../../src/api/lsn.ts";
@@ -25,6 +26,8 @@ export interface StepReport {
   transfersAcknowledged: number;
   /** null: the primary was down, nothing to check. */
   verified: boolean | null;
+  /** What the check after the step found, when there was one. */
+  verification?: { missingRows: number; bankSum: number };
   problem?: string;
 }
 
@@ -38,6 +41,8 @@ export interface RunContext {
   timeoutMs?: number;
   /** One line per event, as it happens. */
   log?: (line: string) => void;
+  /** Looked at before each step: once aborted, the remaining steps are not run. */
+  signal?: AbortSignal;
 }
 
 /** How a run ended: a report line per step, and which compute is the primary now. */
@@ -54,6 +59,7 @@ export async function runScenario(steps: readonly Step[], ctx: RunContext): Prom
   const reports: StepReport[] = [];
   const result = (): RunResult => ({ reports, primary: { id: run.primary, up: run.primaryUp } });
   for (const [position, step] of steps.entries()) {
+    if (ctx.signal?.aborted) break;
     const index = position + 1;
     const startedAt = performance.now();
     const base = { index, step: describe(step) };
@@ -81,11 +87,13 @@ export async function runScenario(steps: readonly Step[], ctx: RunContext): Prom
       recoveryMs = Math.round(at - startedAt);
     }
     let verified: boolean | null = null;
+    let verification: StepReport["verification"];
     let problem: string | undefined;
     if (run.primaryUp) {
       const state = await ctx.admin.state();
       const result = await verify(computeOf(state, run.primary).postgres, ctx.workloads);
       verified = result.ok;
+      verification = { missingRows: result.missingRows.length, bankSum: result.bankSum };
       if (!result.ok) {
         problem = `missing rows ${result.missingRows.slice(0, 10).join(", ")}` +
           `${result.missingRows.length > 10 ? " …" : ""}; bank ${result.bankSum} of ` +
@@ -99,6 +107,7 @@ export async function runScenario(steps: readonly Step[], ctx: RunContext): Prom
       rowsAcknowledged: ctx.workloads.acknowledgedRows.size,
       transfersAcknowledged: ctx.workloads.acknowledgedTransfers,
       verified,
+      verification,
       problem,
     });
     log(
@@ -147,7 +156,10 @@ async function execute(
     }
     case "pageserver":
       await admin.pageserver(step.id, step.action);
-      return { outcome: `pageserver ${step.id} ${pastTense(step.action)}`, expectCommits: true };
+      return {
+        outcome: `pageserver ${step.id} ${pastTense(step.action)}`,
+        expectCommits: run.primaryUp,
+      };
     case "fail_pageserver": {
       const state = await admin.state();
       const compute = computeOf(state, run.primary);
@@ -171,7 +183,10 @@ async function execute(
           expectCommits: false,
         };
       }
-      return { outcome: `safekeeper ${step.id} ${pastTense(step.action)}`, expectCommits: true };
+      return {
+        outcome: `safekeeper ${step.id} ${pastTense(step.action)}`,
+        expectCommits: run.primaryUp,
+      };
     }
     case "compute": {
       const answer = await admin.compute(run.primary, step.action);

@@ -90,6 +90,9 @@ export function parseScenario(text: string, source = "scenario"): Step[] {
   });
 }
 
+/** How many pageservers and safekeepers the cluster of a failover run has. */
+export const FAILOVER_CLUSTER = { pageservers: 2, safekeepers: 3 } as const;
+
 /** Checks what a step needs from the cluster it runs on. */
 export function checkAgainstCluster(
   steps: readonly Step[],

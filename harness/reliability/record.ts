@@ -30,6 +30,10 @@ export interface FamilyRecord {
   unauthenticatedSuccesses: number;
   /** Computes left unable to take a valid `/configure` after a bad or failed request. */
   unusableComputes: number;
+  /** Secrets found where they must not be (logs, error bodies). */
+  secretsLeaked: number;
+  /** What else the test measured, in one line (e.g. latency percentiles). */
+  observations?: string;
 }
 
 /** Whether the long versions were asked for (`RELIABILITY_LONG=1`). */
@@ -54,6 +58,7 @@ export function emptyRecord(family: string, test: string, unit: string): FamilyR
     unexpectedStatus: 0,
     unauthenticatedSuccesses: 0,
     unusableComputes: 0,
+    secretsLeaked: 0,
   };
 }
 

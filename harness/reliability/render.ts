@@ -29,6 +29,7 @@ const FAILURES = [
   ["unexpectedStatus", "unexpected status"],
   ["unauthenticatedSuccesses", "unauthenticated successes"],
   ["unusableComputes", "computes left unusable"],
+  ["secretsLeaked", "secrets leaked"],
 ] as const;
 
 /** A family's records summed: the tests that made them and each count. */
@@ -55,13 +56,14 @@ export function totalsByFamily(records: readonly FamilyRecord[]): FamilyTotal[] 
           unexpectedStatus: 0,
           unauthenticatedSuccesses: 0,
           unusableComputes: 0,
+          secretsLeaked: 0,
         },
       };
       totals.set(record.family, total);
     }
     total.tests += 1;
     total.tried.set(record.unit, (total.tried.get(record.unit) ?? 0) + record.tried);
-    for (const [key] of FAILURES) total.failures[key] += record[key];
+    for (const [key] of FAILURES) total.failures[key] += record[key] ?? 0;
   }
   return [...totals.values()];
 }
@@ -111,6 +113,10 @@ export function renderReliabilityReport(
     "",
     table(header, rows),
     "",
+    "## Observations",
+    "",
+    ...observations(records),
+    "",
     "## Runs",
     "",
     table(
@@ -122,6 +128,13 @@ export function renderReliabilityReport(
     "",
   ];
   return lines.join("\n");
+}
+
+function observations(records: readonly FamilyRecord[]): string[] {
+  const lines = records
+    .filter((record) => record.observations)
+    .map((record) => `- ${record.family}, ${record.test}: ${record.observations}`);
+  return lines.length > 0 ? lines : ["- none recorded"];
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {

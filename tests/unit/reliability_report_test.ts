@@ -43,11 +43,13 @@ Deno.test("the page has a row per family, the totals and the runs", () => {
     { ...emptyRecord("bad-input corpus", "http", "inputs"), tried: 180 },
     { ...emptyRecord("bad-input corpus", "cli", "inputs"), tried: 30 },
     { ...emptyRecord("secrets", "log|grep", "secrets searched"), tried: 6 },
+    { ...emptyRecord("load", "64", "requests"), tried: 9, observations: "p99 40 ms" },
   ], context);
   assert.match(page, /^# Reliability report$/m);
-  assert.match(page, /^\| bad-input corpus \| 2 \| 210 inputs \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
-  assert.match(page, /^\| secrets \| 1 \| 6 secrets searched \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
-  assert.match(page, /^\| \*\*all\*\* \| 3 \| - \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
+  assert.match(page, /^\| bad-input corpus \| 2 \| 210 inputs \| 0 \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
+  assert.match(page, /^\| secrets \| 1 \| 6 secrets searched \| 0 \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
+  assert.match(page, /^- load, 64: p99 40 ms$/m);
+  assert.match(page, /^\| \*\*all\*\* \| 4 \| - \| 0 \| 0 \| 0 \| 0 \| 0 \| 0 \|$/m);
   assert.match(page, /^\| `deno test x` \| 0 \| 12 \|$/m);
   assert.match(page, /Verdict: \*\*all clear\*\*/);
   assert.match(page, /Generated: 2026-01-02T03:04:05.000Z/);
