@@ -18,6 +18,8 @@ export const RELIABILITY_TESTS = [
   "tests/integration/validation_test.ts",
   "tests/integration/failed_apply_test.ts",
   "tests/integration/bad_input_test.ts",
+  "tests/integration/bad_input_names_test.ts",
+  "tests/integration/bad_input_cli_test.ts",
   "tests/integration/fuzz_test.ts",
   "tests/integration/faults_storage_test.ts",
   "tests/integration/faults_control_plane_test.ts",

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { RELIABILITY_TESTS } from "../../harness/reliability/main.ts";
 import { emptyRecord } from "../../harness/reliability/record.ts";
 import {
   allClear,
@@ -53,4 +54,11 @@ Deno.test("the page has a row per family, the totals and the runs", () => {
   assert.match(page, /^\| `deno test x` \| 0 \| 12 \|$/m);
   assert.match(page, /Verdict: \*\*all clear\*\*/);
   assert.match(page, /Generated: 2026-01-02T03:04:05.000Z/);
+});
+
+Deno.test("every reliability test file the report runs exists", async () => {
+  for (const file of RELIABILITY_TESTS) {
+    const info = await Deno.stat(new URL(`../../${file}`, import.meta.url));
+    assert.ok(info.isFile, file);
+  }
 });
