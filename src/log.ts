@@ -36,14 +36,20 @@ export function parseLevel(text: string): LogLevel | undefined {
   return LEVEL_ALIASES[lower];
 }
 
+/** A line break inside a value would start a second, forgeable log record: write it as `\n`. */
+function oneLine(text: string): string {
+  return text.replaceAll("\r", "\\r").replaceAll("\n", "\\n");
+}
+
 function formatProperties(record: LogRecord): string {
   const parts = Object.entries(record.properties).map(([key, value]) =>
-    `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`
+    `${oneLine(key)}=${typeof value === "string" ? oneLine(value) : JSON.stringify(value)}`
   );
   return parts.length === 0 ? "" : ` ${parts.join(" ")}`;
 }
 
-const formatter = getTextFormatter({
+/** One log record as the one line the manager writes for it. */
+export const formatLogRecord = getTextFormatter({
   timestamp: "rfc3339",
   level: "FULL",
   category: "::",
@@ -121,7 +127,7 @@ export function writeStderr(text: string): void {
 }
 
 /** A sink writing each formatted record to stderr, one line per record. */
-export const stderrSink: Sink = (record) => writeStderr(formatter(record));
+export const stderrSink: Sink = (record) => writeStderr(formatLogRecord(record));
 
 /**
  * Configures LogTape for the process. The level is `options.level`, else

@@ -76,10 +76,19 @@ function scan(text: string): Scanned[] {
   return tokens;
 }
 
+/** Names the configuration file reads as directives, never as settings. */
+export const CONF_DIRECTIVES: ReadonlySet<string> = new Set([
+  "include",
+  "include_if_exists",
+  "include_dir",
+]);
+
 /**
  * Why `text` (a whole `postgresql.conf`, or part of one) would not parse,
  * naming the first bad line (`line 3 is not valid postgresql.conf syntax`), or
- * undefined when every line is blank, a comment, or `name [=] value`.
+ * undefined when every line is blank, a comment, or `name [=] value`. An
+ * `include` directive is refused too (`line 3 is an include directive, which
+ * a spec may not use`): it would make Postgres read any file its user can.
  */
 export function confTextProblem(text: string): string | undefined {
   const tokens = scan(text);
@@ -88,8 +97,10 @@ export function confTextProblem(text: string): string | undefined {
   while (index < tokens.length) {
     const lineStart = index;
     while (index < tokens.length && tokens[index].kind !== "eol") index++;
-    if (!isSettingLine(tokens.slice(lineStart, index))) {
-      return `line ${line} is not valid postgresql.conf syntax`;
+    const lineTokens = tokens.slice(lineStart, index);
+    if (!isSettingLine(lineTokens)) return `line ${line} is not valid postgresql.conf syntax`;
+    if (CONF_DIRECTIVES.has(lineTokens[0]?.text.toLowerCase())) {
+      return `line ${line} is an include directive, which a spec may not use`;
     }
     index++;
     line++;

@@ -46,6 +46,7 @@ export function parseComputeSpecJson(value: unknown): ComputeSpec {
 export function parseSpec(spec: ComputeSpec): ParsedSpec {
   const settings = spec.cluster.settings;
   const pageserverConnInfo = resolvePageserverConnInfo(spec);
+  checkShardMap(pageserverConnInfo);
 
   let safekeeperConnstrings: string[] = [...spec.safekeeper_connstrings];
   if (safekeeperConnstrings.length === 0 && spec.mode === "Primary") {
@@ -122,6 +123,17 @@ function resolvePageserverConnInfo(spec: ComputeSpec): PageserverConnectionInfo 
     return connInfoFromConnstring(connstring, stripe);
   }
   throw new SpecError("pageserver connection information should be provided");
+}
+
+/**
+ * Refuses a shard map the compute could not start from: every shard
+ * `0 … max(shard_count, 1) - 1` must be in it with at least one pageserver
+ * (the same messages {@link shardLibpqUrl} would give later, at basebackup).
+ */
+function checkShardMap(info: PageserverConnectionInfo): void {
+  for (let number = 0; number < Math.max(info.shard_count, 1); number++) {
+    shardLibpqUrl(info, number);
+  }
 }
 
 /**

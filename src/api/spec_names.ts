@@ -11,7 +11,7 @@
  */
 
 import { z } from "zod";
-import { isBareConfValue } from "./conf_syntax.ts";
+import { CONF_DIRECTIVES, isBareConfValue } from "./conf_syntax.ts";
 
 /** The part of a spec option (`name`/`value`/`vartype`) the value rules read. */
 export interface OptionValue {
@@ -25,6 +25,7 @@ export const MAX_NAME_BYTES = 63;
 /** The reasons, word for word as the 422 and 400 answers give them after the field's path. */
 export const NAME_RULES = {
   nul: "contains a NUL byte",
+  surrogate: "is not valid Unicode (it has a lone surrogate, which UTF-8 cannot hold)",
   empty: "is empty",
   tooLong: `is longer than ${MAX_NAME_BYTES} bytes (PostgreSQL's limit for names)`,
   reservedRole: 'is reserved in PostgreSQL ("public", "none" and names starting with "pg_")',
@@ -37,14 +38,20 @@ export const NAME_RULES = {
 
 const encoder = new TextEncoder();
 
-/** Why `text` cannot reach Postgres (it has a NUL byte), or undefined. */
+/**
+ * Why `text` cannot reach Postgres as it is (a NUL byte; a lone surrogate,
+ * which would arrive as U+FFFD, another text), or undefined.
+ */
 export function textProblem(text: string): string | undefined {
-  return text.includes("\0") ? NAME_RULES.nul : undefined;
+  if (text.includes("\0")) return NAME_RULES.nul;
+  if (!text.isWellFormed()) return NAME_RULES.surrogate;
+  return undefined;
 }
 
 /** Why `name` cannot name a database or role as it is, or undefined. */
 export function nameProblem(name: string): string | undefined {
-  if (name.includes("\0")) return NAME_RULES.nul;
+  const text = textProblem(name);
+  if (text !== undefined) return text;
   if (name === "") return NAME_RULES.empty;
   if (encoder.encode(name).length > MAX_NAME_BYTES) return NAME_RULES.tooLong;
   return undefined;
@@ -65,9 +72,6 @@ export function roleNameProblem(name: string): string | undefined {
  * for a custom setting (ASCII letters, digits and `_`, not starting with a digit).
  */
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?$/;
-
-/** Names the configuration file reads as directives, never as settings. */
-const CONF_DIRECTIVES = new Set(["include", "include_if_exists", "include_dir"]);
 
 /** Why `name` cannot be a setting in `postgresql.conf`, or undefined. */
 export function settingNameProblem(name: string): string | undefined {

@@ -22,6 +22,7 @@ import {
   type SpecPhase,
   SpecPlanError,
 } from "./spec_plan/mod.ts";
+import { checkSpecValues } from "./spec_values_check.ts";
 import { quoteIdent } from "./sql_quote.ts";
 
 /** `application_name` of the sessions that apply the spec, as in Neon. */
@@ -174,7 +175,8 @@ async function planOnSession(
 
 /**
  * Checks `spec` against the running Postgres without changing anything: every
- * setting name it has no `.` in must be one the server knows, and (unless
+ * setting name it has no `.` in must be one the server knows, the values only
+ * the server can judge must pass ({@linkcode checkSpecValues}), and (unless
  * `catalog` is false: a standby, or `skip_pg_catalog_updates`) the catalog
  * apply must plan. Throws {@linkcode SpecPlanError} naming the field (e.g.
  * `databases[0].owner: role "x" is neither in the spec nor in the catalog`).
@@ -194,6 +196,7 @@ export async function checkSpecAgainstPostgres(
           quoteIdent(settings[index].name),
       );
     }
+    await checkSpecValues(client, spec);
     if (!options.catalog || spec.skip_pg_catalog_updates) return;
     await planOnSession(client, databaseSessions(connstr), spec, {
       privilegedRoleName: options.privilegedRoleName,

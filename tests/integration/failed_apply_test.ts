@@ -31,8 +31,11 @@ const role = (name: string, options: JsonObject[] | null = null) => ({
   options,
 });
 
-/** A role option Postgres refuses at run time only: VALID UNTIL is not a timestamp. */
-const badDate = { name: "VALID UNTIL", value: "not a date", vartype: "string" };
+/**
+ * A database option Postgres refuses only when it runs `CREATE DATABASE` (the
+ * admission checks cannot know which locales the server has).
+ */
+const badLocale = { name: "LOCALE", value: "no_such_locale", vartype: "string" };
 
 const workMem = (value: string) => ({ name: "work_mem", value, vartype: "string" });
 
@@ -138,54 +141,50 @@ Deno.test("a spec Postgres refuses mid-apply: the previous configuration stays, 
   const baselineCluster = baseline.cluster as JsonObject;
   const baselineRoles = baselineCluster.roles as JsonObject[];
 
-  // A role option Postgres refuses at run time: VALID UNTIL is not a timestamp.
-  const refusedRole = respec(compute, {
-    roles: [
-      ...baselineRoles,
-      role("fa_newbie", [badDate]),
-    ],
+  // A database option Postgres refuses at run time: a locale the server does not have.
+  const refusedDatabase = respec(compute, {
+    roles: baselineRoles,
     databases: [...baselineCluster.databases as JsonObject[], {
       name: "fa_newdb",
-      owner: "fa_newbie",
+      owner: "fa_keeper",
+      options: [badLocale],
     }],
     settings: [workMem("16MB")],
   });
-  const refused = await configure(compute, refusedRole);
+  const refused = await configure(compute, refusedDatabase);
+  const refusedError = /failed to create database \\?"fa_newdb\\?": invalid locale name/;
   tally.answer(
-    "/configure with a role Postgres refuses",
-    refused.status === 500 &&
-      /^compute configuration failed: "CreateAndAlterRoles failed to create role \\"fa_newbie\\": invalid input syntax for type timestamp/
-        .test(refused.body?.error ?? ""),
+    "/configure with a database Postgres refuses",
+    refused.status === 500 && refusedError.test(refused.body?.error ?? ""),
     `${refused.status} ${refused.text}`,
   );
   await assertPreviousConfiguration(tally, compute, {
     conf,
     postmaster,
     workMem: "8MB",
-    error: /failed to create role "fa_newbie": invalid input syntax for type timestamp/,
+    error: refusedError,
   }, before);
   assert.deepEqual(await roleNames(compute), ["fa_keeper"]);
   assert.deepEqual(await databaseNames(compute), []);
 
   await assertMonitorWatches(compute);
 
-  // From failed, a setting Postgres refuses is caught before any reload: failed again, same conf.
+  // From failed, a setting value Postgres refuses is refused at the door: still failed, same conf.
   const badValue = await configure(
     compute,
     respec(compute, { ...baselineCluster, settings: [workMem("lots")] }),
   );
   tally.answer(
     "/configure from failed with a value Postgres refuses",
-    badValue.status === 500 &&
-      /postgres refuses the new configuration: postgresql\.conf line \d+: setting could not be applied \(work_mem = lots\)/
-        .test(badValue.body?.error ?? ""),
+    badValue.status === 400 &&
+      badValue.body?.error === 'settings[0].value: invalid value for parameter "work_mem": "lots"',
     `${badValue.status} ${badValue.text}`,
   );
   await assertPreviousConfiguration(tally, compute, {
     conf,
     postmaster,
     workMem: "8MB",
-    error: /setting could not be applied \(work_mem = lots\)/,
+    error: refusedError,
   }, before);
 
   // A valid spec from failed: running, no error, and everything of it in force.
@@ -225,7 +224,11 @@ Deno.test("a spec Postgres refuses mid-apply: the previous configuration stays, 
       compute,
       respec(compute, {
         ...fixedCluster,
-        roles: [...fixedCluster.roles as JsonObject[], role(`fa_cycle_${cycle}`, [badDate])],
+        databases: [...fixedCluster.databases as JsonObject[], {
+          name: `fa_cycle_${cycle}`,
+          owner: "fa_newbie",
+          options: [badLocale],
+        }],
         settings: [workMem(`${17 + cycle}MB`)],
       }),
     );

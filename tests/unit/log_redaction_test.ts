@@ -6,7 +6,12 @@
  */
 
 import assert from "node:assert/strict";
-import { MIN_SECRET_LENGTH, redactSecrets, registerSecret } from "../../src/log.ts";
+import {
+  formatLogRecord,
+  MIN_SECRET_LENGTH,
+  redactSecrets,
+  registerSecret,
+} from "../../src/log.ts";
 
 const MD5 = "md5" + "0123456789abcdef".repeat(2);
 const SCRAM = "SCRAM-SHA-256$4096:hBT22QjqpydQWqEulorfXA==$miBogcoj68JWYdsNB5PW1X6PjSLBEcNuct" +
@@ -70,4 +75,17 @@ Deno.test("a registered value is redacted everywhere; short values are not taken
   const short = "x".repeat(MIN_SECRET_LENGTH - 1);
   registerSecret(short);
   assert.equal(redactSecrets(`say ${short}`), `say ${short}`);
+});
+
+Deno.test("a line break in a logged value cannot start a second record", () => {
+  const line = formatLogRecord({
+    category: ["compute_ctl", "config"],
+    level: "error",
+    message: ["could not read the config"],
+    rawMessage: "could not read the config",
+    timestamp: Date.UTC(2026, 0, 1),
+    properties: { error: "bad\n2026-01-01T00:00:00.000Z    INFO forged: yes\r", "k\ney": 1 },
+  });
+  assert.equal(line.trimEnd().split("\n").length, 1, line);
+  assert.match(line, /error=bad\\n2026-01-01T00:00:00.000Z {4}INFO forged: yes\\r k\\ney=1/);
 });

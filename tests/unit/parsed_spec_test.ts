@@ -167,3 +167,25 @@ Deno.test("samePageserverConnInfo ignores key order and nulls", () => {
     ),
   );
 });
+
+Deno.test("a shard map without every shard, or a shard without a pageserver, is refused at parse", () => {
+  const info = (shards: Record<string, unknown>, shardCount = 0) =>
+    spec({
+      pageserver_connstring: undefined,
+      pageserver_connection_info: { prefer_protocol: "libpq", shard_count: shardCount, shards },
+    });
+  const pageserver = { pageservers: [{ libpq_url: "postgresql://no_user@127.0.0.1:1" }] };
+  assert.equal(parseSpec(info({ "0000": pageserver })).pageserverConnInfo.shard_count, 0);
+  assert.throws(
+    () => parseSpec(info({ "0100": pageserver })),
+    new SpecError("shard 0000 missing from pageserver_connection_info shard map"),
+  );
+  assert.throws(
+    () => parseSpec(info({ "0000": { pageservers: [] } })),
+    new SpecError("shard 0000 has no pageservers"),
+  );
+  assert.throws(
+    () => parseSpec(info({ "0002": pageserver }, 2)),
+    new SpecError("shard 0102 missing from pageserver_connection_info shard map"),
+  );
+});

@@ -67,10 +67,19 @@ Deno.test("postgresql_conf text: blank, comment and name [=] value lines; the fi
   assert.equal(confTextProblem("= 1"), "line 1 is not valid postgresql.conf syntax");
   assert.equal(confTextProblem("a.b.c = 1"), "line 1 is not valid postgresql.conf syntax");
   assert.equal(confTextProblem("a = 'open\nb = 1"), "line 1 is not valid postgresql.conf syntax");
+  for (const directive of ["include '/etc/passwd'", "Include_If_Exists = 'x'", "include_dir 'd'"]) {
+    assert.equal(
+      confTextProblem(`a = 1\n${directive}`),
+      "line 2 is an include directive, which a spec may not use",
+      directive,
+    );
+  }
 });
 
 Deno.test("names: NUL, empty and over 63 UTF-8 bytes refused; role names Postgres reserves", () => {
   assert.equal(nameProblem("x".repeat(63)), undefined);
+  assert.equal(nameProblem("bi\ud800x"), NAME_RULES.surrogate, "a lone surrogate");
+  assert.equal(nameProblem("\u{1F418}"), undefined, "a surrogate pair is fine");
   assert.equal(nameProblem("é".repeat(31) + "x"), undefined, "63 bytes");
   assert.equal(nameProblem("é".repeat(32)), NAME_RULES.tooLong, "64 bytes in 32 characters");
   assert.equal(nameProblem("x".repeat(64)), NAME_RULES.tooLong);
