@@ -50,14 +50,7 @@ export function totalsByFamily(records: readonly FamilyRecord[]): FamilyTotal[] 
         family: record.family,
         tests: 0,
         tried: new Map(),
-        failures: {
-          crashes: 0,
-          rowsLost: 0,
-          unexpectedStatus: 0,
-          unauthenticatedSuccesses: 0,
-          unusableComputes: 0,
-          secretsLeaked: 0,
-        },
+        failures: Object.fromEntries(FAILURES.map(([key]) => [key, 0])) as FamilyTotal["failures"],
       };
       totals.set(record.family, total);
     }
