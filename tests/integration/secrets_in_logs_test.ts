@@ -215,10 +215,8 @@ Deno.test("no secret of a full run appears in the logs or in an HTTP body", asyn
       },
     });
     const malformed = await configure(400, `{"spec": {"storage_auth_token": ${storageToken}}}`);
-    assert.equal(
-      malformed.body.error,
-      "failed to parse the request body as json: unexpected token in json",
-    );
+    // The parser's words depend on where the random token breaks the JSON; none quotes the body.
+    assert.match(malformed.body.error, /^failed to parse the request body as json: [^"]*$/);
     await configure(400, {
       ...compute.spec,
       pageserver_connstring: `postgresql://no_user:${storageToken}@127.0.0.2:6400`,
