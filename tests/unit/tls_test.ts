@@ -165,9 +165,8 @@ Deno.test("fileDigest: SHA-256 in hex", async () => {
   );
 });
 
-Deno.test("watcher: ready once readable; first running and each change ask to reconfigure", async () => {
-  await using dir = await tempDir();
-  const certPath = `${dir.path}/tls.crt`;
+/** A watcher on `certPath` for a compute in `init`, hashing every 5 ms; stopped through `stop`. */
+function watchQuickly(certPath: string) {
   const state = new ComputeState();
   state.transition("init");
   const stop = new AbortController();
@@ -178,6 +177,13 @@ Deno.test("watcher: ready once readable; first running and each change ask to re
     intervalMs: 5,
     retryMs: 5,
   });
+  return { state, stop, watcher };
+}
+
+Deno.test("watcher: ready once readable; first running and each change ask to reconfigure", async () => {
+  await using dir = await tempDir();
+  const certPath = `${dir.path}/tls.crt`;
+  const { state, stop, watcher } = watchQuickly(certPath);
   try {
     await Deno.writeTextFile(certPath, SERVER_CERT);
     await within(watcher.ready, "the watcher reads the certificate once it exists");
@@ -211,16 +217,7 @@ Deno.test("watcher: it outlives a failed reconfiguration and ends with the compu
   await using dir = await tempDir();
   const certPath = `${dir.path}/tls.crt`;
   await Deno.writeTextFile(certPath, SERVER_CERT);
-  const state = new ComputeState();
-  state.transition("init");
-  const stop = new AbortController();
-  const watcher = startTlsCertWatcher({
-    certPath,
-    state,
-    signal: stop.signal,
-    intervalMs: 5,
-    retryMs: 5,
-  });
+  const { state, stop, watcher } = watchQuickly(certPath);
   try {
     await within(watcher.ready, "ready");
     state.transition("running", "started");
