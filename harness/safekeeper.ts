@@ -270,6 +270,9 @@ export async function startSafekeeper(options: SafekeeperOptions): Promise<Safek
     get address() {
       return `127.0.0.1:${port}`;
     },
+    get running() {
+      return life !== null;
+    },
     walDir,
     pruneWal: async (tenantId, timelineId, lsn) => {
       const wal = await life?.wals.get(`${tenantId}/${timelineId}`);

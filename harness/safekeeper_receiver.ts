@@ -110,13 +110,18 @@ async function reconcile(ctx: ReceiverContext) {
   return latest;
 }
 
-/** The running peer holding the most of the timeline's history beyond ours, if any. */
+/**
+ * The running peer holding the most of the timeline's history beyond ours, if
+ * any. A stopped or killed peer keeps its last reported state in the store but
+ * cannot be read: choosing it would retry a dead address while a live peer
+ * holds the same WAL.
+ */
 function aheadPeer(ctx: ReceiverContext): { address: string; end: Lsn } | null {
   const { store, tenantId, timelineId, wal } = ctx;
   const states = store.walStates(tenantId, timelineId);
   let best: { address: string; end: Lsn } | null = null;
   for (const sk of store.safekeepers()) {
-    if (sk.id === ctx.safekeeperId) continue;
+    if (sk.id === ctx.safekeeperId || !sk.running) continue;
     const state = states.get(sk.id);
     if (state === undefined) continue;
     const end = store.canonicalEnd(tenantId, timelineId, state);

@@ -44,6 +44,8 @@ export interface BaseImage {
 export interface SafekeeperRegistration {
   id: number;
   address: string;
+  /** Whether it serves now: a stopped or killed one is no peer to catch up from. */
+  readonly running: boolean;
   /** The directory of its WAL copy of a timeline (may not exist yet). */
   walDir(tenantId: string, timelineId: string): string;
   /** Drops its WAL below `lsn` if it is running (true); a stopped one keeps it (false). */

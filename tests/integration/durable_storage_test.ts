@@ -289,6 +289,39 @@ Deno.test("a safekeeper that missed a whole compute catches up from its peers", 
   }
 });
 
+Deno.test("a safekeeper catches up from a running peer, never from a killed one that holds as much", async () => {
+  const events: string[] = [];
+  await using cluster = await startCluster({
+    pageservers: 1,
+    computes: [{ id: "writer" }],
+    safekeeperLog: (line) => events.push(line),
+  });
+  const writer = cluster.compute("writer");
+  const { tenantId, timelineId } = writer;
+  const [sk1, sk2, sk3] = cluster.safekeepers;
+  await sk3.stop();
+  await query(writer.postgresUrl, "CREATE TABLE acked (id int PRIMARY KEY, body text)");
+  await insertRows(writer.postgresUrl, 0, 30);
+  await writer.terminate("fast");
+  await writer.exited;
+  // Safekeeper 1 is the first peer holding everything; dead, it must be passed over.
+  await sk1.kill();
+  await sk3.start();
+  await eventually(
+    () =>
+      sk3.walState(tenantId, timelineId)?.flushLsn === sk2.walState(tenantId, timelineId)?.flushLsn,
+    "safekeeper 3 catches up from safekeeper 2",
+  );
+  assert.ok(
+    events.some((line) =>
+      line.startsWith("safekeeper 3 ") && line.includes(`caught up from peer ${sk2.address}`)
+    ),
+    `safekeeper 3 read the WAL it missed from safekeeper 2:\n${events.join("\n")}`,
+  );
+  const next = await cluster.startCompute({ id: "next", tenantId, timelineId });
+  assert.deepEqual(await ids(next.postgresUrl), range(0, 30));
+});
+
 Deno.test("past the threshold the store compacts by itself and drops the WAL it no longer needs", async () => {
   await using cluster = await startCluster({
     pageservers: 1,
