@@ -22,7 +22,7 @@ import { jwtAuth } from "./http/auth.ts";
 import { startExternalServer } from "./http/external.ts";
 import { startInternalServer } from "./http/internal.ts";
 import { BindError, type HttpServer } from "./http/server.ts";
-import { errorMessage, getLogger, registerSecret, setupLogging } from "./log.ts";
+import { errorMessage, exitAfterLogs, getLogger, registerSecret, setupLogging } from "./log.ts";
 import { buildTag } from "./metrics.ts";
 import {
   communicatorWarning,
@@ -168,5 +168,5 @@ export async function main(args: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  await exitAfterLogs(await main(Deno.args));
 }

@@ -23,7 +23,7 @@ import {
   type TerminateMode,
 } from "../api/responses.ts";
 import type { ComputeSpec } from "../api/spec.ts";
-import { errorMessage, getLogger } from "../log.ts";
+import { errorMessage, exitAfterLogs, getLogger } from "../log.ts";
 import { assertSpecGranted, grantedConfig } from "../permission_checks.ts";
 import { spawnPostgres, waitForReady } from "../postgres/process.ts";
 import { endOfRecoveryLsn, removeRecoverySignals } from "../postgres/promote.ts";
@@ -68,7 +68,7 @@ const SERVICES_STOP_TIMEOUT_MS = 5_000;
 
 /** Options beyond the settings: hooks tests and `main` may replace. */
 export interface NodeHooks {
-  /** Ends the process; default forwards termination to Postgres, then `Deno.exit`. */
+  /** Ends the process; default forwards termination to Postgres, then exits once the logs are written. */
   exitProcess?: (code: number) => void;
   /** Builds the services; default {@link createComputeServices}. */
   createServices?: (compute: ServiceOwner) => ComputeServices;
@@ -118,7 +118,7 @@ export class ComputeNode {
     if (config.spec != null) this.#setSpec(parseSpec(config.spec));
     this.#exitProcess = hooks.exitProcess ?? ((code) => {
       this.forwardTerminationSignal();
-      Deno.exit(code);
+      void exitAfterLogs(code);
     });
     this.services = (hooks.createServices ?? createComputeServices)(this);
   }

@@ -9,7 +9,7 @@
 
 import { formatLsn, type Lsn } from "../api/lsn.ts";
 import type { ComputeStatus, TerminateMode, TerminateResponse } from "../api/responses.ts";
-import { getLogger } from "../log.ts";
+import { exitAfterLogs, getLogger } from "../log.ts";
 import type { PostgresProcess } from "../postgres/process.ts";
 import { type ComputeState, InvalidStatusError } from "./state.ts";
 
@@ -97,11 +97,12 @@ export const FORWARDED_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "
 
 /**
  * Installs handlers for SIGINT, SIGTERM and SIGQUIT that call `forward` and
- * then `exit(1)` without waiting for Postgres. Returns a function removing them.
+ * then `exit(1)` without waiting for Postgres (by default once the queued log
+ * lines are written). Returns a function removing them.
  */
 export function installSignalHandlers(
   forward: () => void,
-  exit: (code: number) => void = (code) => Deno.exit(code),
+  exit: (code: number) => void = (code) => void exitAfterLogs(code),
 ): () => void {
   const handlers = FORWARDED_SIGNALS.map((signal) => {
     const handler = () => {

@@ -11,6 +11,7 @@
  */
 
 import { causeChain } from "../cause_chain.ts";
+import { exitAfterLogs } from "../log.ts";
 import { ENV_FALLBACKS, type FastImportArgs, parseFastImportArgs, UsageError } from "./cli.ts";
 import { childEnv } from "./command_lines.ts";
 import { writeJobStatus } from "./directories.ts";
@@ -129,5 +130,5 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  await exitAfterLogs(await main(Deno.args));
 }

@@ -6,6 +6,8 @@
  * only RS256 when any key declares `alg: RS256`; `exp` checked with 60 s of
  * leeway when present, `nbf` never; then the admin-scope/audience or
  * compute-id check. `INSTANCE_ID` (Hadron) switches the whole check off.
+ * A token verified once is served from a {@linkcode TokenCache} until its
+ * `exp` (`token_cache.ts`); the claims check runs on every request.
  */
 
 import type { MiddlewareHandler } from "hono";
@@ -19,6 +21,7 @@ import {
 import type { ComputeCtlConfig } from "../api/config.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { jsonError } from "./errors.ts";
+import { createTokenCache, type TokenCache, type VerifiedToken } from "./token_cache.ts";
 
 const log = getLogger("http");
 
@@ -51,6 +54,8 @@ export interface JwtAuthOptions {
   instanceId?: string;
   /** The current time in seconds since the epoch; for tests. */
   nowSeconds?: () => number;
+  /** Where verified tokens are kept; default a new cache of this middleware's own. */
+  tokenCache?: TokenCache;
 }
 
 /** What a successful check leaves on the context (no handler reads it, as in Neon). */
@@ -69,11 +74,19 @@ export function jwtAuth(options: JwtAuthOptions): MiddlewareHandler<AuthEnv> {
   }
   const algorithm = jwksAlgorithm(options.jwks.keys);
   const keys = importVerificationKeys(options.jwks.keys, algorithm);
+  const keySet = keySetId(options.jwks.keys, algorithm);
+  const cache = options.tokenCache ?? createTokenCache({ expLeewaySeconds: EXP_LEEWAY_SECONDS });
   return async (c, next) => {
     const token = bearerToken(c.req.header("authorization"));
     if (token === undefined) return refuse(AUTH_ERRORS.badHeader);
-    const claims = await verifyToken(token, await keys, algorithm, nowSeconds());
-    if (claims === undefined) return refuse(AUTH_ERRORS.verifyFailed);
+    const now = nowSeconds();
+    let claims = cache.get(token, keySet, now);
+    if (claims === undefined) {
+      const verified = await verifyToken(token, await keys, algorithm, now);
+      if (verified === undefined) return refuse(AUTH_ERRORS.verifyFailed);
+      cache.set(token, keySet, verified, now);
+      claims = verified.claims;
+    }
     const problem = checkClaims(claims, computeId);
     if (problem) return refuse(problem);
     c.set("claims", claims);
@@ -83,6 +96,11 @@ export function jwtAuth(options: JwtAuthOptions): MiddlewareHandler<AuthEnv> {
 
 function refuse({ status, message }: AuthError): Response {
   return jsonError(status, message);
+}
+
+/** What identifies a key set for the token cache: the algorithm and every key's public part. */
+function keySetId(keys: readonly JWK[], algorithm: JwtAlgorithm): string {
+  return JSON.stringify([algorithm, keys.map(publicPart)]);
 }
 
 /** RS256 when any key of the set declares `alg: "RS256"`, EdDSA otherwise. */
@@ -149,16 +167,16 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * The claims of `token` when some key verifies its signature with
- * `algorithm`, its `exp` (if any) is not more than the leeway in the past, and
- * its claims have the expected shape; undefined otherwise.
+ * The claims of `token` (and its `exp`) when some key verifies its signature
+ * with `algorithm`, its `exp` (if any) is not more than the leeway in the
+ * past, and its claims have the expected shape; undefined otherwise.
  */
 export async function verifyToken(
   token: string,
   keys: readonly JoseKey[],
   algorithm: JwtAlgorithm,
   nowSeconds: number,
-): Promise<ComputeClaims | undefined> {
+): Promise<VerifiedToken | undefined> {
   for (const key of keys) {
     let payload: Uint8Array;
     try {
@@ -172,7 +190,7 @@ export async function verifyToken(
   return undefined;
 }
 
-function parseClaims(payload: Uint8Array, nowSeconds: number): ComputeClaims | undefined {
+function parseClaims(payload: Uint8Array, nowSeconds: number): VerifiedToken | undefined {
   let claims: unknown;
   try {
     claims = JSON.parse(new TextDecoder().decode(payload));
@@ -181,23 +199,25 @@ function parseClaims(payload: Uint8Array, nowSeconds: number): ComputeClaims | u
     return undefined;
   }
   if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return undefined;
-  const exp = (claims as { exp?: unknown }).exp;
-  if (exp !== undefined && exp !== null) {
-    if (typeof exp !== "number" || !Number.isFinite(exp)) {
+  const rawExp = (claims as { exp?: unknown }).exp;
+  let exp: number | undefined;
+  if (rawExp !== undefined && rawExp !== null) {
+    if (typeof rawExp !== "number" || !Number.isFinite(rawExp)) {
       log.debug("token exp is not a number");
       return undefined;
     }
-    if (exp < nowSeconds - EXP_LEEWAY_SECONDS) {
-      log.debug("token expired", { exp, now: nowSeconds });
+    if (rawExp < nowSeconds - EXP_LEEWAY_SECONDS) {
+      log.debug("token expired", { exp: rawExp, now: nowSeconds });
       return undefined;
     }
+    exp = rawExp;
   }
   const parsed = computeClaimsSchema.safeParse(claims);
   if (!parsed.success) {
     log.debug(`token claims have the wrong shape: ${parsed.error.message}`);
     return undefined;
   }
-  return parsed.data;
+  return { claims: parsed.data, exp };
 }
 
 /**

@@ -107,6 +107,24 @@ export function allowedMethods(routes: readonly Route[], path: string): string[]
   return methods;
 }
 
+/**
+ * The path and query of a serialized http(s) URL, as `pathname + search` of
+ * `new URL(url)` without parsing it again: the path starts at the first `/`
+ * after the authority (which a serialized URL never has a raw `/` in), and an
+ * empty query is no `search` at all.
+ */
+export function pathAndQuery(url: string): string {
+  const authority = url.indexOf("://");
+  const start = authority < 0 ? -1 : url.indexOf("/", authority + 3);
+  if (start < 0) {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  }
+  const hash = url.indexOf("#", start);
+  const path = hash < 0 ? url.slice(start) : url.slice(start, hash);
+  return path.endsWith("?") && path.indexOf("?") === path.length - 1 ? path.slice(0, -1) : path;
+}
+
 /** `response` with `name: value` set, copying it first when its headers are immutable. */
 function withHeader(response: Response, name: string, value: string): Response {
   try {
@@ -128,8 +146,7 @@ export function requestId(name: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const id = c.req.header(REQUEST_ID_HEADER) || crypto.randomUUID();
     const started = performance.now();
-    const url = new URL(c.req.url);
-    const path = `${url.pathname}${url.search}`;
+    const path = pathAndQuery(c.req.url);
     log.debug(`${c.req.method} ${path}`, { server: name, request_id: id });
     try {
       await next();

@@ -6,6 +6,7 @@ import {
   allowedMethods,
   buildApp,
   matchRoutePath,
+  pathAndQuery,
   pathPattern,
   type Route,
 } from "../../src/http/server.ts";
@@ -146,4 +147,24 @@ Deno.test("whatever a handler throws becomes a 500 JSON answer", async () => {
   assert.equal(response.status, 500);
   assert.equal(response.headers.get("content-type"), "application/json");
   assert.equal(typeof (await response.json()).error, "string");
+});
+
+Deno.test("pathAndQuery is new URL's pathname and search, without parsing again", () => {
+  for (
+    const url of [
+      "http://compute/status",
+      "http://127.0.0.1:3080/status?x=1&y=%20",
+      "http://[::1]:80/a/b/../c?q=/x#frag",
+      "http://user:p%2Fw@host/x?y",
+      "https://host",
+      "http://host/?",
+      "http://host/x?#y",
+      "http://host/x??",
+      "http://host/%7Efoo/bar%2F?a=b#c?d",
+      new Request("http://host/a b/ü?c d").url,
+    ]
+  ) {
+    const parsed = new URL(url);
+    assert.equal(pathAndQuery(parsed.href), `${parsed.pathname}${parsed.search}`, url);
+  }
 });

@@ -89,3 +89,21 @@ Deno.test("a line break in a logged value cannot start a second record", () => {
   assert.equal(line.trimEnd().split("\n").length, 1, line);
   assert.match(line, /error=bad\\n2026-01-01T00:00:00.000Z {4}INFO forged: yes\\r k\\ney=1/);
 });
+
+Deno.test("the quick check before the patterns lets every casing of every pattern through", () => {
+  const hex = "0123456789ABCDEF".repeat(2);
+  for (
+    const [text, expected] of [
+      [`alter role x PaSsWoRd 'pw'`, `alter role x PaSsWoRd '[redacted]'`],
+      [`MD5${hex.toLowerCase()}`, "md5[redacted]"],
+      [`Md5${hex}`, "md5[redacted]"],
+      [`BEARER abc.def`, "BEARER [redacted]"],
+      [`HTTPS://user:pw@host/`, "HTTPS://user:[redacted]@host/"],
+      [`PASSWORD = "x"`, `PASSWORD = [redacted]`],
+      [`${JWT}`, "[redacted JWT]"],
+      [`${SCRAM}`, "SCRAM-SHA-256$[redacted]"],
+    ]
+  ) {
+    assert.equal(redactSecrets(text), expected, text);
+  }
+});
