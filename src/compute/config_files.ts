@@ -45,6 +45,19 @@ export async function saveConfigFiles(pgdata: string): Promise<SavedConfigFiles>
 }
 
 /**
+ * The names of the saved files whose bytes on disk now differ from the saved
+ * ones (written, created or removed since); empty when a reload would change
+ * nothing.
+ */
+export async function changedConfigFiles(saved: SavedConfigFiles): Promise<string[]> {
+  const changed: string[] = [];
+  for (const [name, before] of saved.contents) {
+    if (!sameBytes(before, await readOrNull(`${saved.pgdata}/${name}`))) changed.push(name);
+  }
+  return changed;
+}
+
+/**
  * Puts every saved file back as it was (removing one that did not exist) and
  * returns the names of those that had changed; empty when nothing had.
  * A file that is gone is written anew readable by its owner only, as the TLS

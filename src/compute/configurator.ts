@@ -34,7 +34,12 @@ import {
   concurrencyForReconfigure,
 } from "../postgres/spec_apply.ts";
 import { SpecPlanError } from "../postgres/spec_plan/mod.ts";
-import { restoreConfigFiles, saveConfigFiles, type SavedConfigFiles } from "./config_files.ts";
+import {
+  changedConfigFiles,
+  restoreConfigFiles,
+  saveConfigFiles,
+  type SavedConfigFiles,
+} from "./config_files.ts";
 import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
 import {
   isVanillaStorage,
@@ -100,8 +105,16 @@ export type ReconfigureSettings = Pick<
  * changed, also `pg_hba.conf`), reload, tell the new safekeepers where to pull
  * WAL from (see {@link walSourceChanged}), and unless `skip_pg_catalog_updates`
  * apply the catalog (primary only) under the size-limit override with
- * `reconfigure_concurrency` (default 1). The new `postgresql.conf` is checked
- * by Postgres before the reload: a value it refuses fails the reconfiguration.
+ * `reconfigure_concurrency` (default 1). A changed `postgresql.conf` is
+ * checked by Postgres before the reload: a value it refuses fails the
+ * reconfiguration.
+ *
+ * Unlike Neon, which reloads three times whatever changed, it reloads only
+ * for a change: not at all when the files come out byte-identical and the
+ * catalog plan is empty, once when only the files changed, and twice when the
+ * catalog plan has statements (the reload that lifts the size limit also takes
+ * the new files; one more puts the limit back).
+ *
  * On any failure the files it rewrote are put back and Postgres is reloaded
  * before the error is thrown (statements of the catalog apply that completed
  * stay applied).
@@ -113,7 +126,7 @@ export async function reconfigure(
 ): Promise<void> {
   const saved = await saveConfigFiles(settings.pgdata);
   try {
-    await applyConfiguration(settings, pspec, options);
+    await applyConfiguration(settings, pspec, options, saved);
   } catch (error) {
     await putBack(settings, saved);
     throw error;
@@ -145,11 +158,15 @@ async function refuseRejectedConf(connstr: string): Promise<void> {
   );
 }
 
-/** The steps of {@link reconfigure}, without the rollback. */
+/**
+ * The steps of {@link reconfigure}, without the rollback; `saved` holds the
+ * files as they were, to tell whether a reload would change anything.
+ */
 async function applyConfiguration(
   settings: ReconfigureSettings,
   pspec: ParsedSpec,
   options: ReconfigureOptions,
+  saved: SavedConfigFiles,
 ): Promise<void> {
   const spec = pspec.spec;
   // Only a compute with a WAL history of its own on timeline 1 waits for the safekeepers.
@@ -161,19 +178,30 @@ async function applyConfiguration(
     tls: options.tls,
     signal: options.signal,
   });
-  await refuseRejectedConf(settings.connstr);
   if (announce) await ensureSafekeeperHbaLines(settings, pspec);
-  await reloadPostgres(settings.pgbin, settings.pgdata);
-  if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);
-  if (!spec.skip_pg_catalog_updates) {
-    await withClusterSizeOverride(settings, async () => {
-      if (spec.mode !== "Primary") return;
-      await applySpec(settings.connstr, spec, {
-        concurrency: concurrencyForReconfigure(spec),
-        privilegedRoleName: settings.privilegedRoleName,
+  const changed = await changedConfigFiles(saved);
+  if (changed.includes("postgresql.conf")) await refuseRejectedConf(settings.connstr);
+  // Reloads only when the files changed; then tells the new safekeepers, before any catalog change.
+  const takeFiles = async () => {
+    if (changed.length > 0) await reloadPostgres(settings.pgbin, settings.pgdata);
+    if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);
+  };
+  if (spec.skip_pg_catalog_updates || spec.mode !== "Primary") return await takeFiles();
+  await applySpec(settings.connstr, spec, {
+    concurrency: concurrencyForReconfigure(spec),
+    privilegedRoleName: settings.privilegedRoleName,
+    aroundExecute: async (plan, execute) => {
+      if (plan.steps.length === 0) {
+        await takeFiles();
+        return await execute();
+      }
+      // Its first reload takes the new files too.
+      await withClusterSizeOverride(settings, async () => {
+        if (announce) await announceWalSource(settings, pspec, options.startLsn!, options.signal);
+        await execute();
       });
-    });
-  }
+    },
+  });
 }
 
 /**

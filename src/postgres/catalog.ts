@@ -14,6 +14,8 @@ import pLimit from "p-limit";
 /** A role as stored in `pg_authid`. */
 export interface RoleState {
   name: string;
+  /** `pg_authid.oid`: tells a role apart from one dropped and created again under its name. */
+  oid?: number;
   /** The stored verifier: `md5<32 hex>`, `SCRAM-SHA-256$…`, or `null` (no password). */
   password: string | null;
 }
@@ -21,6 +23,8 @@ export interface RoleState {
 /** A database as stored in `pg_database`. */
 export interface DatabaseState {
   name: string;
+  /** `pg_database.oid`: tells a database apart from one dropped and created again under its name. */
+  oid?: number;
   /** Owner role name (from `pg_roles`, unquoted). */
   owner: string;
   /** `NOT datallowconn`: nobody may connect, so per-database work is skipped. */
@@ -69,6 +73,8 @@ export interface SystemDatabaseState {
 /** Everything the planner reads. Maps are keyed by exact (unquoted) name. */
 export interface CatalogSnapshot {
   serverVersionNum: number;
+  /** `pg_postmaster_start_time()` as text: which run of the server the snapshot is of. */
+  postmasterStartTime?: string;
   /** The role DDL runs as (`cloud_admin`); default privileges are recorded for it. */
   currentUser: string;
   roles: Map<string, RoleState>;
@@ -98,6 +104,9 @@ export interface SnapshotOptions {
   concurrency?: number;
 }
 
+/** The catalog without per-database details: what one session on the system database reads. */
+export type ClusterSnapshot = Omit<CatalogSnapshot, "details">;
+
 /**
  * Reads the catalog through `client` (a session on the system database, as
  * opened by `withClient`), then the details of each requested database with at
@@ -105,32 +114,48 @@ export interface SnapshotOptions {
  */
 export async function snapshotCatalog(
   client: pg.Client,
-  {
-    privilegedRoleName = "neon_superuser",
-    timelineId,
-    detailDatabases = [],
-    withDatabase,
-    concurrency = 1,
-  }: SnapshotOptions = {},
+  options: SnapshotOptions = {},
 ): Promise<CatalogSnapshot> {
+  const cluster = await snapshotCluster(client, options);
+  const details = await readDatabaseDetails(
+    client,
+    cluster,
+    options.detailDatabases ?? [],
+    options,
+  );
+  return { ...cluster, details };
+}
+
+/**
+ * Reads what the session `client` on the system database sees of the whole
+ * cluster (roles, databases, the system database's own objects), with no
+ * connection to any other database. Read-only.
+ */
+export async function snapshotCluster(
+  client: pg.Client,
+  { timelineId }: Pick<SnapshotOptions, "timelineId"> = {},
+): Promise<ClusterSnapshot> {
   const session = await client.query<
-    { version: number; current_user: string; current_database: string }
+    { version: number; current_user: string; current_database: string; started: string }
   >(
     `SELECT pg_catalog.current_setting('server_version_num')::int4 AS version,
-            current_user AS current_user, pg_catalog.current_database() AS current_database`,
+            current_user AS current_user, pg_catalog.current_database() AS current_database,
+            pg_catalog.pg_postmaster_start_time()::text AS started`,
   );
-  const { version, current_user: currentUser, current_database: systemName } = session.rows[0];
+  const { version, current_user: currentUser, current_database: systemName, started } =
+    session.rows[0];
 
   const roles = new Map<string, RoleState>();
-  const roleRows = await client.query<{ rolname: string; rolpassword: string | null }>(
-    "SELECT rolname, rolpassword FROM pg_catalog.pg_authid ORDER BY rolname",
+  const roleRows = await client.query<{ oid: number; rolname: string; rolpassword: string | null }>(
+    "SELECT oid::int8 AS oid, rolname, rolpassword FROM pg_catalog.pg_authid ORDER BY rolname",
   );
   for (const row of roleRows.rows) {
-    roles.set(row.rolname, { name: row.rolname, password: row.rolpassword });
+    roles.set(row.rolname, { name: row.rolname, oid: Number(row.oid), password: row.rolpassword });
   }
 
   const databases = new Map<string, DatabaseState>();
   const dbRows = await client.query<{
+    oid: number;
     datname: string;
     owner: string;
     restrict_conn: boolean;
@@ -139,7 +164,7 @@ export async function snapshotCatalog(
     settings: string[];
     subscriptions: number;
   }>(
-    `SELECT d.datname,
+    `SELECT d.oid::int8 AS oid, d.datname,
             COALESCE(r.rolname, '') AS owner,
             NOT d.datallowconn AS restrict_conn,
             d.datconnlimit = -2 AS invalid,
@@ -155,6 +180,7 @@ export async function snapshotCatalog(
   for (const row of dbRows.rows) {
     databases.set(row.datname, {
       name: row.datname,
+      oid: Number(row.oid),
       owner: row.owner,
       restrictConn: row.restrict_conn,
       invalid: row.invalid,
@@ -165,16 +191,39 @@ export async function snapshotCatalog(
   }
 
   const system = await snapshotSystemDatabase(client, systemName, timelineId);
+  return {
+    serverVersionNum: version,
+    postmasterStartTime: started,
+    currentUser,
+    roles,
+    databases,
+    system,
+  };
+}
 
+/**
+ * Reads the details of each of `names` that exists in `cluster` and accepts
+ * connections: the system database's through `client`, the others through
+ * `withDatabase` (skipped without it), at most `concurrency` at a time.
+ */
+export async function readDatabaseDetails(
+  client: pg.Client,
+  cluster: ClusterSnapshot,
+  names: Iterable<string>,
+  { privilegedRoleName = "neon_superuser", withDatabase, concurrency = 1 }: Omit<
+    SnapshotOptions,
+    "detailDatabases" | "timelineId"
+  > = {},
+): Promise<Map<string, DatabaseDetails>> {
   const details = new Map<string, DatabaseDetails>();
-  const wanted = [...new Set(detailDatabases)].filter((name) => {
-    const db = databases.get(name);
+  const wanted = [...new Set(names)].filter((name) => {
+    const db = cluster.databases.get(name);
     return db !== undefined && !db.restrictConn && !db.invalid;
   });
   const limit = pLimit(Math.max(1, concurrency));
   await Promise.all(wanted.map((name) =>
     limit(async () => {
-      if (name === systemName) {
+      if (name === cluster.system.name) {
         details.set(name, await snapshotDetails(client, privilegedRoleName));
       } else if (withDatabase) {
         details.set(
@@ -184,8 +233,7 @@ export async function snapshotCatalog(
       }
     })
   ));
-
-  return { serverVersionNum: version, currentUser, roles, databases, system, details };
+  return details;
 }
 
 async function snapshotSystemDatabase(

@@ -1,7 +1,9 @@
 /**
  * @module
  * Applies a compute spec to the running Postgres: snapshot the catalog, plan
- * ({@linkcode planSpecApply}), execute. Global statements run in order on one
+ * ({@linkcode planSpecApply}), execute. The snapshot connects to a spec
+ * database only when what the last successful apply left there may have
+ * changed (see `settled_databases.ts`). Global statements run in order on one
  * session on the system database; per-database statements run on one session
  * per database (opened only when it has statements), at most `concurrency`
  * databases at a time. The first failure stops the apply.
@@ -11,11 +13,17 @@ import type pg from "pg";
 import pLimit from "p-limit";
 import { type ComputeSpec, findOption, specTimelineId } from "../api/spec.ts";
 import { errorMessage, getLogger, type Log } from "../log.ts";
-import { snapshotCatalog } from "./catalog.ts";
+import { type ClusterSnapshot, readDatabaseDetails, snapshotCluster } from "./catalog.ts";
 import { unknownSettingNames } from "./conf_check.ts";
 import { withClient } from "./connect.ts";
 import {
-  databasesToInspect,
+  planDetailReads,
+  PROCESS_SETTLED,
+  settledAfter,
+  type SettledDatabases,
+  type SettledStore,
+} from "./settled_databases.ts";
+import {
   planSpecApply,
   type PlanStep,
   type SpecApplyPlan,
@@ -39,6 +47,14 @@ export interface ApplySpecOptions {
   log?: Log;
   /** Timeline for `drop_subscriptions_before_start`; default: the spec's. */
   timelineId?: string | null;
+  /**
+   * Runs the plan: gets it before any statement runs and must call `execute`
+   * once (e.g. with the size limit lifted only when the plan has steps).
+   * Default: just `execute`.
+   */
+  aroundExecute?: (plan: SpecApplyPlan, execute: () => Promise<void>) => Promise<void>;
+  /** What earlier applies left in the databases; default: this process's record. */
+  settled?: SettledStore;
 }
 
 /** What {@linkcode applySpec} did. */
@@ -106,8 +122,15 @@ export function concurrencyForReconfigure(spec: ComputeSpec): number {
 export async function applySpec(
   connstr: string,
   spec: ComputeSpec,
-  { privilegedRoleName, concurrency, dryRun = false, log = getLogger("spec_apply"), timelineId }:
-    ApplySpecOptions,
+  {
+    privilegedRoleName,
+    concurrency,
+    dryRun = false,
+    log = getLogger("spec_apply"),
+    timelineId,
+    aroundExecute = (_plan, execute) => execute(),
+    settled = PROCESS_SETTLED,
+  }: ApplySpecOptions,
 ): Promise<ApplySpecResult> {
   const limit = Math.max(1, Math.floor(concurrency));
   if (spec.skip_pg_catalog_updates) {
@@ -117,10 +140,12 @@ export async function applySpec(
   }
   const inDatabase = databaseSessions(connstr);
   return await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
-    const plan = await planOnSession(client, inDatabase, spec, {
+    const { plan, cluster } = await planOnSession(client, inDatabase, spec, {
       privilegedRoleName,
       concurrency: limit,
       timelineId,
+      settled: settled.get(connstr),
+      log,
     });
     for (const note of plan.notes) log.info(note);
     if (dryRun) {
@@ -130,13 +155,24 @@ export async function applySpec(
 
     const started = performance.now();
     const counter = { run: 0 };
-    for (const block of blocks(plan.steps)) {
-      if (block.perDatabase) {
-        await runPerDatabase(block.steps, limit, inDatabase, counter, log);
-      } else {
-        for (const step of block.steps) await runStep(client, step, counter);
+    const execute = async () => {
+      for (const block of blocks(plan.steps)) {
+        if (block.perDatabase) {
+          await runPerDatabase(block.steps, limit, inDatabase, counter, log);
+        } else {
+          for (const step of block.steps) await runStep(client, step, counter);
+        }
       }
+    };
+    try {
+      await aroundExecute(plan, execute);
+    } catch (error) {
+      settled.delete(connstr);
+      throw error;
     }
+    const left = settledAfter(cluster, plan, privilegedRoleName);
+    if (left === null) settled.delete(connstr);
+    else settled.set(connstr, left);
     const elapsedMs = Math.round(performance.now() - started);
     log.info(`spec applied: ${counter.run} statements in ${elapsedMs} ms`);
     return { plan, statementsRun: counter.run };
@@ -151,26 +187,52 @@ function databaseSessions(connstr: string): InDatabase {
     withClient(connstr, { applicationName: APPLY_APPLICATION_NAME, database }, fn);
 }
 
-/** Snapshots the catalog through `client` (and `inDatabase` sessions) and plans `spec` on it. */
+/** Options of {@linkcode planOnSession}. */
+interface PlanOnSessionOptions {
+  privilegedRoleName: string;
+  concurrency: number;
+  timelineId?: string | null;
+  /** What the last apply left; absent: inspect every database the plan needs details of. */
+  settled?: SettledDatabases;
+  /** False: inspect no database (the plan is only checked, never run). */
+  details?: boolean;
+  log?: Log;
+}
+
+/**
+ * Snapshots the catalog through `client` (and, for the databases whose
+ * details are not known from `settled`, `inDatabase` sessions) and plans
+ * `spec` on it. Returns the plan and the cluster-wide part of the snapshot.
+ */
 async function planOnSession(
   client: pg.Client,
   inDatabase: InDatabase,
   spec: ComputeSpec,
-  { privilegedRoleName, concurrency, timelineId }: Omit<ApplySpecOptions, "dryRun" | "log">,
-): Promise<SpecApplyPlan> {
+  { privilegedRoleName, concurrency, timelineId, settled, details = true, log }:
+    PlanOnSessionOptions,
+): Promise<{ plan: SpecApplyPlan; cluster: ClusterSnapshot }> {
   const timeline = timelineId ?? specTimelineId(spec);
-  const snapshot = await snapshotCatalog(client, {
-    privilegedRoleName,
+  const cluster = await snapshotCluster(client, {
     timelineId: spec.drop_subscriptions_before_start ? timeline : undefined,
-    detailDatabases: databasesToInspect(spec),
+  });
+  const reads = details
+    ? planDetailReads(cluster, spec, settled, privilegedRoleName)
+    : { inspect: [], known: new Map() };
+  const inspected = await readDatabaseDetails(client, cluster, reads.inspect, {
+    privilegedRoleName,
     withDatabase: inDatabase,
     concurrency,
   });
-  return planSpecApply(snapshot, spec, {
+  log?.debug(
+    `database details: ${reads.inspect.length} inspected, ${reads.known.size} as last applied`,
+  );
+  const snapshot = { ...cluster, details: new Map([...reads.known, ...inspected]) };
+  const plan = planSpecApply(snapshot, spec, {
     privilegedRoleName,
-    systemDatabase: snapshot.system.name,
+    systemDatabase: cluster.system.name,
     timelineId: timeline,
   });
+  return { plan, cluster };
 }
 
 /**
@@ -198,9 +260,11 @@ export async function checkSpecAgainstPostgres(
     }
     await checkSpecValues(client, spec);
     if (!options.catalog || spec.skip_pg_catalog_updates) return;
+    // Database details change only which statements are planned, never whether it plans.
     await planOnSession(client, databaseSessions(connstr), spec, {
       privilegedRoleName: options.privilegedRoleName,
       concurrency: Math.max(1, Math.floor(options.concurrency)),
+      details: false,
     });
   });
 }

@@ -41,6 +41,8 @@ export interface Planner {
   readonly databases: Map<string, DatabaseContext>;
   readonly steps: PlanStep[];
   readonly notes: string[];
+  /** Details of inspected spec databases as the plan will leave them (see `SpecApplyPlan.settled`). */
+  readonly settled: Map<string, DatabaseDetails>;
 }
 
 /** Appends one step to the plan. */
@@ -62,6 +64,7 @@ export function newPlanner(
     databases: new Map(),
     steps: [],
     notes: [],
+    settled: new Map(),
   };
   for (const [name, role] of snapshot.roles) {
     p.roles.set(name, { password: role.password, createdNow: false });

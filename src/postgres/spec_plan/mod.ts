@@ -83,5 +83,5 @@ export function planSpecApply(
   planPerDatabase(p, dropSubscriptions);
   planFinal(p, dropSubscriptions);
   planAudit(p);
-  return { steps: p.steps, notes: p.notes };
+  return { steps: p.steps, notes: p.notes, settled: p.settled };
 }

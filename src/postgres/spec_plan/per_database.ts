@@ -46,6 +46,7 @@ export function planPerDatabase(p: Planner, dropSubscriptions: boolean): void {
       continue;
     }
     const add = adder(p, "per-database", name);
+    const stepsBefore = p.steps.length;
 
     // Free each role about to be dropped from what it owns or holds here.
     for (const op of opsOf(p, "delete_role")) {
@@ -72,11 +73,16 @@ export function planPerDatabase(p: Planner, dropSubscriptions: boolean): void {
     }
 
     if (specDb && db) {
-      changeSchemaPerms(specDb, db.details, add, {
+      const context = {
         qPriv: p.qPriv,
         webAccessExists: p.roles.has("web_access"),
         serverVersionNum: p.snapshot.serverVersionNum,
-      });
+      };
+      const freesRoles = p.steps.length > stepsBefore;
+      changeSchemaPerms(specDb, db.details, add, context);
+      if (db.details && !freesRoles) {
+        p.settled.set(name, settleSchemaPerms(specDb.owner, db.details, context));
+      }
     }
 
     if (dropSubscriptions && specDb && !isSystem && db && db.subscriptions > 0) {
@@ -87,6 +93,29 @@ export function planPerDatabase(p: Planner, dropSubscriptions: boolean): void {
       );
     }
   }
+}
+
+/**
+ * The details of a spec database once ChangeSchemaPerms, planned from
+ * `details`, has run: what {@link changeSchemaPerms} would plan from the
+ * result is nothing.
+ */
+export function settleSchemaPerms(
+  owner: string,
+  details: DatabaseDetails,
+  context: { webAccessExists: boolean; serverVersionNum: number },
+): DatabaseDetails {
+  const publicSchemaOwner = ADMIN_SCHEMA_OWNERS.includes(details.publicSchemaOwner ?? "")
+    ? owner
+    : details.publicSchemaOwner;
+  const hasPublic = publicSchemaOwner !== null;
+  return {
+    publicSchemaOwner,
+    webAccessCanCreate: details.webAccessCanCreate ||
+      (hasPublic && context.webAccessExists && context.serverVersionNum >= 150000),
+    tableDefaultsGranted: details.tableDefaultsGranted || hasPublic,
+    sequenceDefaultsGranted: details.sequenceDefaultsGranted || hasPublic,
+  };
 }
 
 /**

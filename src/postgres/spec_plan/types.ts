@@ -5,6 +5,8 @@
  * the tests can name them without loading the phases.
  */
 
+import type { DatabaseDetails } from "../catalog.ts";
+
 /** When a step runs: the executor runs global stages on one session, per-database stages per database. */
 export type PlanStage = "pre-drop" | "global" | "per-database" | "final";
 
@@ -44,6 +46,12 @@ export interface PlanStep {
 export interface SpecApplyPlan {
   steps: PlanStep[];
   notes: string[];
+  /**
+   * The details each spec database inspected before planning will have once
+   * every step has run (absent for databases not inspected, or where a role's
+   * references are dropped, whose outcome the planner cannot foresee).
+   */
+  settled?: ReadonlyMap<string, DatabaseDetails>;
 }
 
 /** Options for `planSpecApply`. */
