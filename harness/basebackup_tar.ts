@@ -2,11 +2,17 @@
  * @module
  * The bytes of a basebackup: a tar of a base image (without the files a
  * compute writes itself and without the image's own `pg_wal` segments), followed
- * by the WAL segments that take it to the requested LSN, optionally gzipped.
+ * by the WAL segments that take it to the requested LSN, optionally gzipped
+ * (level 1: a third of the default level's time for a fifth more bytes, which
+ * on loopback is the faster trade).
  */
+
+/** The gzip level of `--gzip` basebackups. */
+const GZIP_LEVEL = 1;
 
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
+import { createGzip } from "node:zlib";
 import { type Pack, pack as tarPack } from "tar-stream";
 
 /** Files of a base image that a basebackup never contains (the compute writes its own). */
@@ -43,11 +49,20 @@ export function basebackupStream(
   const pack = tarPack();
   pack.on("close", () => onClose?.());
   packBasebackup(pack, contents).catch((error) => pack.destroy(error));
-  const tar = ReadableStream.from(tarChunks(pack));
-  return {
-    stream: contents.gzip ? tar.pipeThrough(new CompressionStream("gzip")) : tar,
-    pack,
-  };
+  return { stream: ReadableStream.from(contents.gzip ? gzipChunks(pack) : tarChunks(pack)), pack };
+}
+
+/** The pack's output gzipped; an error or a cancel on either side destroys both. */
+async function* gzipChunks(pack: Pack): AsyncGenerator<Uint8Array<ArrayBuffer>> {
+  const gzip = createGzip({ level: GZIP_LEVEL, chunkSize: 256 * 1024 });
+  pack.on("error", (error: Error) => gzip.destroy(error));
+  pack.pipe(gzip);
+  try {
+    for await (const chunk of gzip as AsyncIterable<Buffer>) yield chunk as Uint8Array<ArrayBuffer>;
+  } finally {
+    pack.destroy();
+    gzip.destroy();
+  }
 }
 
 async function packBasebackup(pack: Pack, contents: BasebackupContents): Promise<void> {

@@ -17,7 +17,8 @@
  * `pageserver_misrouted_pagestream_requests_total`.
  *
  * {@linkcode Pageserver.basebackupFault} spoils basebackups on purpose (see
- * `faults.ts`, `pageserver_basebackup.ts`).
+ * `faults.ts`, `pageserver_basebackup.ts`); gzipped ones are cached per LSN
+ * (`pageserver_basebackup_cache.ts`).
  *
  * It can go down and come back: {@linkcode Pageserver.stop} refuses new work,
  * lets running commands finish and closes; {@linkcode Pageserver.kill} drops
@@ -32,6 +33,7 @@ import { checkTenantPermission, jwtAuthenticator, type NeonClaims } from "./neon
 import { type PageserverCommand, parsePageserverCommand } from "./pageserver_command.ts";
 import { type BasebackupFault, type FaultSwitch, faultSwitch } from "./faults.ts";
 import { streamBasebackup } from "./pageserver_basebackup.ts";
+import * as cache from "./pageserver_basebackup_cache.ts";
 import {
   LsnBeforeCutoffError,
   LsnNotReachedError,
@@ -88,6 +90,8 @@ export interface Pageserver extends AsyncDisposable {
   readonly draining: boolean;
   /** Basebackups and leases being served right now. */
   readonly commandsInProgress: number;
+  /** Gzipped basebackups served from its cache (`hit`) and composed anew (`miss`). */
+  readonly basebackupCacheReads: Readonly<cache.BasebackupCacheCounters>;
   /** Spoils the next basebackups (every tenant's) on purpose; kept across stop and start. */
   readonly basebackupFault: FaultSwitch<BasebackupFault>;
   /**
@@ -122,7 +126,8 @@ export function startPageserver(options: PageserverOptions): Pageserver {
   const tenants = new Map<string, "attached" | "secondary">();
   const counters = { misrouted: 0 };
   const basebackupFault = faultSwitch<BasebackupFault>();
-  const ctx: ServeContext = { options, tenants, counters, basebackupFault };
+  const basebackupCache = cache.createBasebackupCache();
+  const ctx: ServeContext = { options, tenants, counters, basebackupFault, basebackupCache };
   const authenticate = options.jwtPublicKey ? jwtAuthenticator(options.jwtPublicKey) : undefined;
   const ports = { libpq: 0, http: 0 };
   let life: Life | null = null;
@@ -150,7 +155,7 @@ export function startPageserver(options: PageserverOptions): Pageserver {
     });
     current.http = Deno.serve(
       { hostname: "127.0.0.1", port: ports.http, onListen: () => {} },
-      (request) => serveHttp(request, counters),
+      (request) => serveHttp(request, ctx),
     );
     ports.libpq = current.pg.port;
     ports.http = current.http.addr.port;
@@ -215,6 +220,7 @@ export function startPageserver(options: PageserverOptions): Pageserver {
     get commandsInProgress() {
       return life?.commands.size ?? 0;
     },
+    basebackupCacheReads: basebackupCache.counters,
     basebackupFault,
     stop: () => halt(true),
     kill: () => halt(false),
@@ -259,6 +265,7 @@ interface ServeContext {
   tenants: Map<string, "attached" | "secondary">;
   counters: { misrouted: number };
   basebackupFault: FaultSwitch<BasebackupFault>;
+  basebackupCache: cache.BasebackupCache;
 }
 
 interface Session {
@@ -267,13 +274,14 @@ interface Session {
   pinnedTenant: string | null;
 }
 
-function serveHttp(request: Request, counters: { misrouted: number }): Response {
+function serveHttp(request: Request, { counters, basebackupCache }: ServeContext): Response {
   const url = new URL(request.url);
   if (request.method === "GET" && url.pathname === "/metrics") {
     const body = [
       `# HELP ${MISROUTED_METRIC} Number of pagestream requests that were routed to the wrong pageserver`,
       `# TYPE ${MISROUTED_METRIC} counter`,
       `${MISROUTED_METRIC} ${counters.misrouted}`,
+      ...cache.basebackupCacheMetricLines(basebackupCache.counters),
       "",
     ].join("\n");
     return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4" } });
@@ -331,7 +339,9 @@ async function sendBasebackup(
   const gzip = command.kind === "basebackup" && command.gzip;
   let tar: ReadableStream<Uint8Array>;
   try {
-    tar = await ctx.options.store.basebackupTar(tenantId, timelineId, command.lsn ?? 0n, { gzip });
+    tar = gzip
+      ? await cache.cachedBasebackup(ctx.basebackupCache, ctx.options.store, command)
+      : await ctx.options.store.basebackupTar(tenantId, timelineId, command.lsn ?? 0n);
   } catch (error) {
     throw storeError(error);
   }

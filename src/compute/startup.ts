@@ -1,7 +1,7 @@
 /**
  * @module
  * The first start of a compute, from `init` to `running` (or `failed`): wipe
- * PGDATA, write `postgresql.conf`, choose the LSN, fetch the basebackup, fix up
+ * PGDATA and write `postgresql.conf` while choosing the LSN, fetch the basebackup, fix up
  * `pg_hba.conf` / `pg_dynshmem` / `standby.signal`, start Postgres and wait for
  * it, on vanilla storage tell the safekeepers where to pull its WAL from, then
  * (primary only) apply the spec's catalog and start the migrations in the
@@ -9,7 +9,7 @@
  * Each phase is timed into `ComputeMetrics`.
  */
 
-import type { Lsn } from "../api/lsn.ts";
+import { formatLsn, type Lsn } from "../api/lsn.ts";
 import { type ParsedSpec, shardLibpqUrl, staticLsn } from "../api/parsed_spec.ts";
 import type { ComputeMetrics } from "../api/responses.ts";
 import { errorMessage, getLogger } from "../log.ts";
@@ -31,6 +31,7 @@ import {
 import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
 import { waitForStandbyReplay } from "../postgres/standby.ts";
 import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
+import { checkSafekeepersQuorum } from "../storage/safekeepers.ts";
 import { failpoints } from "./failpoints.ts";
 import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
 import {
@@ -42,7 +43,7 @@ import {
 import type { NodeSettings } from "./settings.ts";
 import type { ComputeState } from "./state.ts";
 import type { TlsConfig } from "./tls.ts";
-import { syncSafekeepersForStart } from "./sync_safekeepers.ts";
+import { FAST_PATH_TIMEOUT_MS, syncSafekeepersForStart } from "./sync_safekeepers.ts";
 import { announceWalSource, ensureSafekeeperHbaLines } from "./wal_source.ts";
 
 const log = getLogger("startup");
@@ -174,10 +175,16 @@ export async function startCompute(ctx: StartupContext): Promise<StartupOutcome>
 async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   const { settings, metrics, pspec } = ctx;
   const pgdata = settings.pgdata;
-  await recreatePgdata(pgdata);
-  await writePostgresqlConf(settings, pspec, { tls: ctx.tls, signal: ctx.signal });
-
-  const lsn = await chooseLsn(ctx);
+  // Neon writes the conf before syncing the safekeepers because `--sync-safekeepers`
+  // reads it; the quick `TIMELINE_STATUS` check that usually settles the LSN does
+  // not, so PGDATA is wiped and the conf written while the safekeepers answer.
+  const confWritten = (async () => {
+    await recreatePgdata(pgdata);
+    await writePostgresqlConf(settings, pspec, { tls: ctx.tls, signal: ctx.signal });
+  })();
+  confWritten.catch(() => {}); // awaited below; this only marks it handled meanwhile
+  const lsn = await chooseLsn(ctx, confWritten);
+  await confWritten;
   const libpqUrl = shardLibpqUrl(pspec.pageserverConnInfo, 0);
   if (libpqUrl === undefined) {
     throw new Error("shard 0 has no libpq_url: basebackup over gRPC is not supported");
@@ -209,13 +216,27 @@ async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   return lsn;
 }
 
-/** Primary: the safekeepers' commit LSN; Static: the spec's; Replica: 0 (latest). */
-async function chooseLsn(ctx: StartupContext): Promise<Lsn> {
+/**
+ * Primary: the safekeepers' commit LSN (the quick quorum check, else the full
+ * sync once `confWritten`); Static: the spec's; Replica: 0 (latest).
+ */
+async function chooseLsn(ctx: StartupContext, confWritten: Promise<void>): Promise<Lsn> {
   const { pspec } = ctx;
-  if (pspec.spec.mode === "Primary") {
-    return await syncSafekeepersForStart(ctx.settings, pspec, ctx.metrics, ctx.signal);
+  if (pspec.spec.mode !== "Primary") return staticLsn(pspec.spec) ?? 0n;
+  const checkStartedAt = performance.now();
+  const quick = await checkSafekeepersQuorum(pspec.safekeeperConnstrings, {
+    tenantId: pspec.tenantId,
+    timelineId: pspec.timelineId,
+    authToken: pspec.spec.storage_auth_token ?? undefined,
+    timeoutMs: FAST_PATH_TIMEOUT_MS,
+  }).catch((error) => ({ lsn: null, reason: errorMessage(error) }));
+  if (quick.lsn !== null) {
+    ctx.metrics.sync_sk_check_ms = elapsedMs(checkStartedAt);
+    log.info("safekeepers are already synced", { lsn: formatLsn(quick.lsn) });
+    return quick.lsn;
   }
-  return staticLsn(pspec.spec) ?? 0n;
+  await confWritten;
+  return await syncSafekeepersForStart(ctx.settings, pspec, ctx.metrics, ctx.signal);
 }
 
 /**
