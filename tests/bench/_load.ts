@@ -59,8 +59,34 @@ type Autocannon = (
   done: (error: Error | null, result: AutocannonResult) => void,
 ) => AutocannonInstance;
 
-/** Runs `connections` keep-alive connections against `url` for `durationS` seconds. */
-export function runLoad(
+/**
+ * Runs `connections` keep-alive connections against `url` for `durationS`
+ * seconds, from a child process of its own: the generator then shares no event
+ * loop with the harness servers (or the log copying) of the process that
+ * measures, so neither side of a pair is slowed by the other's bookkeeping.
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=harness",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      new URL("./_load_child.ts", import.meta.url).pathname,
+      JSON.stringify(options),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  if (code !== 0) {
+    throw new LoadFailedError(options.url, decoder.decode(stderr).trim() || `exit ${code}`);
+  }
+  return JSON.parse(decoder.decode(stdout)) as LoadResult;
+}
+
+/** {@linkcode runLoad} in this process (what the child runs). */
+export function runLoadHere(
   { url, connections, durationS, headers = {} }: LoadOptions,
 ): Promise<LoadResult> {
   const durationsMs: number[] = [];
