@@ -31,12 +31,14 @@ export const BENCHMARKS: { name: string; load: () => Promise<{ benchmark: Benchm
   { name: "cold_start", load: () => import("./cold_start.ts") },
   { name: "pooled_start", load: () => import("./pooled_start.ts") },
   { name: "reconfigure", load: () => import("./reconfigure.ts") },
+  { name: "spec_apply", load: () => import("./spec_apply.ts") },
   { name: "http", load: () => import("./http.ts") },
   { name: "memory", load: () => import("./memory.ts") },
+  { name: "failover", load: () => import("./failover.ts") },
 ];
 
 /** Repetitions of each measurement, full run and `--quick`. */
-const REPETITIONS = { full: 5, quick: 3 };
+const REPETITIONS = { full: 5, quick: 2 };
 
 /** What the command line asks for. */
 export interface BenchArgs {
