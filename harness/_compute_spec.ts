@@ -79,6 +79,17 @@ export function withPageserver(spec: JsonObject, pageserver: SpecPageserver): Js
 }
 
 /**
+ * The server settings every generated spec gives its compute (small and
+ * unsynced: test data lives in the emulated storage, not in PGDATA). A
+ * benchmark's bare-Postgres baseline runs with the same ones.
+ */
+export const COMPUTE_SERVER_SETTINGS = [
+  "shared_buffers=1MB",
+  "max_connections=100",
+  "fsync=off",
+] as const;
+
+/**
  * The vanilla `postgresql.conf` text of a generated spec. A Replica also gets
  * what Neon's control plane gives one (neon-04 §C.6): `primary_conninfo` naming
  * every safekeeper with the timeline in `options`, a slot name and
@@ -89,9 +100,7 @@ export function renderPostgresqlConf(inputs: SpecInputs): string {
     `port=${inputs.pgPort}`,
     "listen_addresses='127.0.0.1'",
     `unix_socket_directories='${inputs.socketDir}'`,
-    "shared_buffers=1MB",
-    "max_connections=100",
-    "fsync=off",
+    ...COMPUTE_SERVER_SETTINGS,
   ];
   if (inputs.mode === "Replica") lines.push(...replicaConfLines(inputs));
   lines.push(...(inputs.postgresqlConf ?? []));

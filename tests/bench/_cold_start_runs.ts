@@ -21,6 +21,7 @@ import {
   signalQuietly,
 } from "../../harness/_processes.ts";
 import { binDirOf } from "../../harness/base_image.ts";
+import { COMPUTE_SERVER_SETTINGS } from "../../harness/_compute_spec.ts";
 import { sleep } from "../../src/_async.ts";
 import { basebackupCommand, libpqClientConfig } from "../../src/storage/basebackup.ts";
 import type { ComputeMetrics, ComputeStatusResponse } from "../../src/api/responses.ts";
@@ -227,7 +228,9 @@ export async function fetchBasebackupBytes(bench: StartupBench): Promise<Uint8Ar
 /**
  * The baseline: fetch the basebackup, write it, `tar xzf` it (as the Postgres
  * OS user) into a fresh directory, start bare `postgres -D` with a minimal
- * conf until `SELECT 1` answers, then stop it (immediate) and remove the directory.
+ * conf (the compute's server settings: same `fsync`, `shared_buffers` and
+ * `max_connections`) until `SELECT 1` answers, then stop it (immediate) and
+ * remove the directory.
  */
 export async function baselineStart(bench: StartupBench): Promise<BaselineStart> {
   const root = await ownedDir(join(bench.cluster.root, bench.nextId("baseline")), bench.user);
@@ -252,7 +255,12 @@ export async function baselineStart(bench: StartupBench): Promise<BaselineStart>
     const port = freePort();
     await Deno.writeTextFile(
       join(pgdata, "postgresql.conf"),
-      `port = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${root}'\n`,
+      [
+        `port = ${port}`,
+        "listen_addresses = '127.0.0.1'",
+        `unix_socket_directories = '${root}'`,
+        ...COMPUTE_SERVER_SETTINGS,
+      ].join("\n") + "\n",
     );
     const postgresStarted = performance.now();
     const postgres = pgUserCommand(join(binDirOf(bench.cluster.pgbin), "postgres"), [
