@@ -38,9 +38,9 @@ import {
 } from "./_cold_start_runs.ts";
 import type { ComputeMetrics } from "../../src/api/responses.ts";
 
-/** Restarts measured for the latency percentiles (`--quick`: 10). */
+/** Restarts measured for the latency percentiles (`--quick`: 5). */
 const RESTARTS = 100;
-const QUICK_RESTARTS = 10;
+const QUICK_RESTARTS = 5;
 
 /** The cold-start benchmark. */
 export const benchmark: Benchmark = async ({ quick, repetitions, log }) => {

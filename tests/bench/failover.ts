@@ -4,7 +4,7 @@
  * pageserver after its own was killed (the refresh path: the emulated Neon
  * extension's probe fails, the manager re-reads its config), and how long a
  * compute restart takes with 64 and 512 MiB of WAL since the last compaction
- * (quick: 16 and 64 MiB) against bare Postgres crash recovery of the same
+ * (quick: 16 and 32 MiB) against bare Postgres crash recovery of the same
  * basebackup. The issue sets no target for either; this reports numbers.
  *
  * The baseline Postgres runs with the compute's server settings (the

@@ -52,7 +52,7 @@ export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log })
 
   log(`http: warming up`);
   for (const side of [baseline, ours]) {
-    for (const path of HTTP_PATHS) await measure(side, path, 64, quick ? 0.5 : 1);
+    for (const path of HTTP_PATHS) await measure(side, path, 64, quick ? 0.25 : 1);
   }
 
   const cases: CaseSamples[] = HTTP_PATHS.flatMap((path) =>
