@@ -1,6 +1,6 @@
 /**
  * @module
- * `deno task bench [--quick] [--enforce] [--only NAME[,NAME]] [--out-dir DIR]`:
+ * `deno task bench [--quick] [--enforce] [--render] [--only NAME[,NAME]] [--out-dir DIR]`:
  * runs the benchmarks of {@linkcode BENCHMARKS} one after the other, each in
  * its own scratch directory, prints each result table and the targets, and
  * writes `benchmarks.json`, `benchmarks.md` and the phase charts to `docs/`
@@ -46,6 +46,8 @@ export interface BenchArgs {
   enforce: boolean;
   only: string[] | undefined;
   outDir: string;
+  /** `--render`: measure nothing; write `benchmarks.md` again from `benchmarks.json` (and the history). */
+  render: boolean;
 }
 
 /** Parses the command line; throws on an unknown flag or benchmark name. */
@@ -56,6 +58,7 @@ export function parseBenchArgs(args: string[]): BenchArgs {
     options: {
       quick: { type: "boolean", default: false },
       enforce: { type: "boolean", default: false },
+      render: { type: "boolean", default: false },
       only: { type: "string" },
       "out-dir": { type: "string", default: join(REPO_ROOT, "docs") },
     },
@@ -67,11 +70,23 @@ export function parseBenchArgs(args: string[]): BenchArgs {
       `unknown benchmark ${unknown.join(", ")}; known: ${BENCHMARKS.map((b) => b.name).join(", ")}`,
     );
   }
-  return { quick: values.quick, enforce: values.enforce, only, outDir: values["out-dir"] };
+  return {
+    quick: values.quick,
+    enforce: values.enforce,
+    only,
+    outDir: values["out-dir"],
+    render: values.render,
+  };
 }
 
 /** Runs the selected benchmarks, writes the report and returns the exit code. */
 export async function runBenchmarks(args: BenchArgs): Promise<number> {
+  if (args.render) {
+    const json = await Deno.readTextFile(join(args.outDir, "benchmarks.json"));
+    await writeReport(JSON.parse(json) as BenchReport, args.outDir);
+    console.log(`wrote ${join(args.outDir, "benchmarks.md")} from benchmarks.json`);
+    return 0;
+  }
   const selected = BENCHMARKS.filter((entry) => !args.only || args.only.includes(entry.name));
   const repetitions = args.quick ? REPETITIONS.quick : REPETITIONS.full;
   const results: BenchResult[] = [];
@@ -164,7 +179,11 @@ async function writeReport(report: BenchReport, outDir: string): Promise<void> {
     join(outDir, "benchmarks.md"),
     renderMarkdown(report, { charts, history }),
   );
-  await formatWritten([join(outDir, "benchmarks.json"), join(outDir, "benchmarks.md")]);
+  await formatWritten([
+    join(outDir, "benchmarks.json"),
+    join(outDir, "benchmarks.md"),
+    ...Object.values(charts).map((chart) => join(outDir, chart)),
+  ]);
 }
 
 /** `deno fmt` of the report files, so a regenerated report keeps `deno task check` clean. */

@@ -15,19 +15,38 @@ Deno.test("by default every benchmark runs fully and writes to docs/", () => {
     enforce: false,
     only: undefined,
     outDir: join(REPO_ROOT, "docs"),
+    render: false,
   });
 });
 
-Deno.test("--quick, --enforce, --only and --out-dir are read", () => {
+Deno.test("--quick, --enforce, --render, --only and --out-dir are read", () => {
   assert.deepEqual(
-    parseBenchArgs(["--quick", "--enforce", "--only", "http, memory", "--out-dir", "/tmp/x"]),
-    { quick: true, enforce: true, only: ["http", "memory"], outDir: "/tmp/x" },
+    parseBenchArgs([
+      "--quick",
+      "--enforce",
+      "--render",
+      "--only",
+      "http, memory",
+      "--out-dir",
+      "/tmp/x",
+    ]),
+    { quick: true, enforce: true, only: ["http", "memory"], outDir: "/tmp/x", render: true },
   );
 });
 
-Deno.test("the registry has http and memory, each name once", () => {
+Deno.test("the registry has every benchmark of the issue, each name once", () => {
   const names = BENCHMARKS.map((entry) => entry.name);
-  assert.ok(names.includes("http") && names.includes("memory"));
+  for (
+    const name of [
+      "cold_start",
+      "pooled_start",
+      "reconfigure",
+      "spec_apply",
+      "http",
+      "memory",
+      "failover",
+    ]
+  ) assert.ok(names.includes(name), name);
   assert.equal(new Set(names).size, names.length);
 });
 
