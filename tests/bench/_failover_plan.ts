@@ -16,10 +16,10 @@ const LARGE_WAL_MIB = 512;
 
 /**
  * The WAL sizes (MiB since the last compaction) a run restarts a compute
- * with: 64 and 512 MiB, or 16 and 32 MiB for `--quick`.
+ * with: 64 and 512 MiB, or 8 and 16 MiB for `--quick`.
  */
 export function walSizesMiB(quick: boolean): number[] {
-  return quick ? [16, 32] : [64, 512];
+  return quick ? [8, 16] : [64, 512];
 }
 
 /** Restart pairs for a WAL size: `repetitions`, at most 3 from 512 MiB on, at least 1. */

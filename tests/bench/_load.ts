@@ -9,6 +9,7 @@
  */
 
 import autocannon from "autocannon";
+import { runBenchChild } from "./_child.ts";
 import { quantile } from "./_stats.ts";
 
 /** One load run. */
@@ -61,31 +62,31 @@ type Autocannon = (
 
 /**
  * Runs `connections` keep-alive connections against `url` for `durationS`
- * seconds, from a child process of its own: the generator then shares no event
- * loop with the harness servers (or the log copying) of the process that
- * measures, so neither side of a pair is slowed by the other's bookkeeping.
+ * seconds, from a child process of its own (see {@linkcode runLoads}).
  */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=harness",
-      "--config",
-      new URL("../../deno.json", import.meta.url).pathname,
-      new URL("./_load_child.ts", import.meta.url).pathname,
-      JSON.stringify(options),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  if (code !== 0) {
-    throw new LoadFailedError(options.url, decoder.decode(stderr).trim() || `exit ${code}`);
-  }
-  return JSON.parse(decoder.decode(stdout)) as LoadResult;
+  return (await runLoads([options]))[0];
 }
 
-/** {@linkcode runLoad} in this process (what the child runs). */
+/**
+ * Runs the load runs one after the other, in order, from one child process:
+ * the generator then shares no event loop with the harness servers (or the
+ * log copying) of the process that measures, and one process start serves
+ * every run of a repetition.
+ */
+export async function runLoads(runs: readonly LoadOptions[]): Promise<LoadResult[]> {
+  try {
+    return await runBenchChild<LoadResult[]>(
+      new URL("./_load_child.ts", import.meta.url),
+      runs,
+      "load",
+    );
+  } catch (error) {
+    throw new LoadFailedError(runs.map((run) => run.url).join(", "), (error as Error).message);
+  }
+}
+
+/** One load run in this process (what the child runs). */
 export function runLoadHere(
   { url, connections, durationS, headers = {} }: LoadOptions,
 ): Promise<LoadResult> {

@@ -4,7 +4,7 @@
  * pageserver after its own was killed (the refresh path: the emulated Neon
  * extension's probe fails, the manager re-reads its config), and how long a
  * compute restart takes with 64 and 512 MiB of WAL since the last compaction
- * (quick: 16 and 32 MiB) against bare Postgres crash recovery of the same
+ * (quick: 8 and 16 MiB) against bare Postgres crash recovery of the same
  * basebackup. The issue sets no target for either; this reports numbers.
  *
  * The baseline Postgres runs with the compute's server settings (the
@@ -17,7 +17,7 @@
  * writes the timeline. See `_failover_switch.ts` and `_failover_restart.ts`
  * for what each part times.
  *
- * Run alone: `deno run -P=harness tests/bench/failover.ts [--quick]`.
+ * Run alone: `deno task bench --only failover [--quick]`.
  */
 
 import { startCluster } from "../../harness/cluster.ts";
@@ -143,20 +143,4 @@ function restartRows(wal: PreparedWal, pairs: RestartPair[]): BenchRow[] {
       extra: sizes,
     },
   ];
-}
-
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const workDir = await Deno.makeTempDir({ prefix: "bench-failover-" });
-  try {
-    const result = await benchmark({
-      quick,
-      repetitions: quick ? 3 : 5,
-      workDir,
-      log: (message) => console.error(message),
-    });
-    console.log(JSON.stringify(result, null, 2));
-  } finally {
-    await Deno.remove(workDir, { recursive: true });
-  }
 }

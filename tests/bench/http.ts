@@ -9,7 +9,7 @@
 
 import { startCluster } from "../../harness/cluster.ts";
 import { copyAnswers, startBareServer } from "./_bare_baseline.ts";
-import { type LoadResult, runLoad } from "./_load.ts";
+import { type LoadOptions, type LoadResult, runLoads } from "./_load.ts";
 import { pairedRatio, summarize } from "./_stats.ts";
 import { type Benchmark, type BenchRow, target } from "./_types.ts";
 
@@ -36,7 +36,7 @@ interface CaseSamples {
 }
 
 export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log }) => {
-  const durationS = quick ? 1 : 3;
+  const durationS = quick ? 0.5 : 3;
   log(`http: starting a cluster (auth on)`);
   await using cluster = await startCluster({
     pageservers: 1,
@@ -51,19 +51,27 @@ export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log })
   const baseline: Side = { url: bare.url, headers: {} };
 
   log(`http: warming up`);
-  for (const side of [baseline, ours]) {
-    for (const path of HTTP_PATHS) await measure(side, path, 64, quick ? 0.25 : 1);
-  }
+  await runLoads(
+    [baseline, ours].flatMap((side) =>
+      HTTP_PATHS.map((path) => load(side, path, 64, quick ? 0.25 : 1))
+    ),
+  );
 
   const cases: CaseSamples[] = HTTP_PATHS.flatMap((path) =>
     CONNECTIONS.map((connections) => ({ path, connections, ours: [], baseline: [] }))
   );
   for (let repetition = 0; repetition < repetitions; repetition++) {
+    // One load process per repetition runs every measurement of it, pairs back to back.
+    const order = cases.flatMap((sample) =>
+      PAIR_ORDERS[repetition % 2].map((which) => ({ sample, which }))
+    );
+    const results = await runLoads(
+      order.map(({ sample, which }) =>
+        load(which === "ours" ? ours : baseline, sample.path, sample.connections, durationS)
+      ),
+    );
+    order.forEach(({ sample, which }, index) => sample[which].push(results[index]));
     for (const sample of cases) {
-      for (const which of PAIR_ORDERS[repetition % 2]) {
-        const side = which === "ours" ? ours : baseline;
-        sample[which].push(await measure(side, sample.path, sample.connections, durationS));
-      }
       log(
         `http: #${repetition + 1} ${sample.path} ×${sample.connections}: ` +
           `${Math.round(sample.ours.at(-1)!.requestsPerS)} req/s against ` +
@@ -88,13 +96,8 @@ export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log })
   };
 };
 
-function measure(
-  side: Side,
-  path: string,
-  connections: number,
-  durationS: number,
-): Promise<LoadResult> {
-  return runLoad({ url: `${side.url}${path}`, connections, durationS, headers: side.headers });
+function load(side: Side, path: string, connections: number, durationS: number): LoadOptions {
+  return { url: `${side.url}${path}`, connections, durationS, headers: side.headers };
 }
 
 /** The throughput row and the p99 row of one case, each with its paired ratio. */

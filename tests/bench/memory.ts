@@ -10,7 +10,7 @@
 import { startCluster } from "../../harness/cluster.ts";
 import { sleep } from "../../harness/_processes.ts";
 import { copyAnswers, rssMiB, startBareServer } from "./_bare_baseline.ts";
-import { runLoad } from "./_load.ts";
+import { runLoads } from "./_load.ts";
 import { pairedRatio, summarize } from "./_stats.ts";
 import { type Benchmark, type BenchRow, target } from "./_types.ts";
 import { HTTP_PATHS, PAIR_ORDERS } from "./http.ts";
@@ -25,7 +25,7 @@ interface Measured {
 }
 
 export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log }) => {
-  const loadS = quick ? 1 : 2;
+  const loadS = quick ? 0.5 : 2;
   log(`memory: starting a cluster (auth on)`);
   await using cluster = await startCluster({
     pageservers: 1,
@@ -59,14 +59,12 @@ export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log })
   for (let repetition = 0; repetition < repetitions; repetition++) {
     for (const which of PAIR_ORDERS[repetition % 2]) {
       const measured = which === "ours" ? ours : baseline;
-      for (const path of HTTP_PATHS) {
-        await runLoad({
-          url: `${measured.url}${path}`,
-          connections: LOAD_CONNECTIONS,
-          durationS: loadS,
-          headers: measured.headers,
-        });
-      }
+      await runLoads(HTTP_PATHS.map((path) => ({
+        url: `${measured.url}${path}`,
+        connections: LOAD_CONNECTIONS,
+        durationS: loadS,
+        headers: measured.headers,
+      })));
       loaded[which].push(await rssMiB(measured.pid));
     }
     log(

@@ -8,7 +8,7 @@
  * changed setting, one new role. The statements each apply ran are read from
  * the manager's `spec applied: N statements` log line.
  *
- * Run alone: `deno run -P=harness tests/bench/reconfigure.ts [--quick]`.
+ * Run alone: `deno task bench --only reconfigure [--quick]`.
  */
 
 import pg from "pg";
@@ -204,19 +204,3 @@ export const benchmark: Benchmark = async ({ quick, repetitions, log }) => {
     targets,
   };
 };
-
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const workDir = await Deno.makeTempDir({ prefix: "bench-reconfigure-" });
-  try {
-    const result = await benchmark({
-      quick,
-      repetitions: quick ? 5 : 15,
-      workDir,
-      log: (message) => console.error(message),
-    });
-    console.log(JSON.stringify(result, null, 2));
-  } finally {
-    await Deno.remove(workDir, { recursive: true });
-  }
-}

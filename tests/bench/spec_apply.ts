@@ -1,7 +1,7 @@
 /**
  * @module
  * Spec apply scaling: for R ∈ {10, 100, 1000} roles × D ∈ {1, 10, 50}
- * databases (quick: 10 × 1, 100 × 1 and 10 × 10), each repetition times,
+ * databases (quick: 10 × 1, 100 × 1 and 10 × 5), each repetition times,
  * interleaved on one compute (the order alternating between repetitions),
  *
  * - ours: `applySpec` of a spec with R roles (with passwords) and D databases
@@ -15,7 +15,7 @@
  *
  * Between runs (untimed) the spec's databases and roles are dropped.
  *
- * Run alone: `deno run -P=harness tests/bench/spec_apply.ts [--quick]`.
+ * Run alone: `deno task bench --only spec_apply [--quick]`.
  */
 
 import pg from "pg";
@@ -27,6 +27,7 @@ import { siblingBinary } from "../../src/postgres/process.ts";
 import { applySpec, concurrencyForStartup } from "../../src/postgres/spec_apply.ts";
 import type { ApplyRunOptions, ApplyRunResult } from "./_spec_apply_child.ts";
 import { benchCatalog, cleanupStatements, psqlScript } from "./_spec_apply_script.ts";
+import { runBenchChild } from "./_child.ts";
 import { pairedRatio, round, summarize } from "./_stats.ts";
 import { type Benchmark, type BenchRow, target } from "./_types.ts";
 
@@ -50,7 +51,7 @@ function sizes(quick: boolean): Size[] {
   if (quick) {
     return [{ roles: 10, databases: 1 }, { roles: 100, databases: 1 }, {
       roles: 10,
-      databases: 10,
+      databases: 5,
     }];
   }
   const roleCounts = [10, 100, 1000];
@@ -85,24 +86,12 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /** Runs our first apply and re-apply of the spec in `specPath` in a child process. */
-async function applyInChild(options: ApplyRunOptions): Promise<ApplyRunResult> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=harness",
-      "--config",
-      new URL("../../deno.json", import.meta.url).pathname,
-      new URL("./_spec_apply_child.ts", import.meta.url).pathname,
-      JSON.stringify(options),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  if (code !== 0) {
-    throw new Error(`spec apply failed: ${decoder.decode(stderr).trim() || `exit ${code}`}`);
-  }
-  return JSON.parse(decoder.decode(stdout)) as ApplyRunResult;
+function applyInChild(options: ApplyRunOptions): Promise<ApplyRunResult> {
+  return runBenchChild<ApplyRunResult>(
+    new URL("./_spec_apply_child.ts", import.meta.url),
+    options,
+    "spec apply failed",
+  );
 }
 
 /** A context shared by every size: the compute, sessions for cleanup, the scratch space. */
@@ -304,21 +293,4 @@ export const benchmark: Benchmark = async ({ quick, repetitions, workDir, log })
 
 function concurrencyForStartupOf(compute: ComputeHandle): number {
   return concurrencyForStartup(parseComputeSpecJson(compute.spec));
-}
-
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const workDir = await Deno.makeTempDir({ prefix: "bench-spec-apply-" });
-  await Deno.chmod(workDir, 0o711);
-  try {
-    const result = await benchmark({
-      quick,
-      repetitions: quick ? 3 : 5,
-      workDir,
-      log: (message) => console.error(message),
-    });
-    console.log(JSON.stringify(result, null, 2));
-  } finally {
-    await Deno.remove(workDir, { recursive: true });
-  }
 }

@@ -20,7 +20,7 @@ import {
 
 Deno.test("a full run restarts with 64 and 512 MiB of WAL, a quick one with 16 and 64", () => {
   assert.deepEqual(walSizesMiB(false), [64, 512]);
-  assert.deepEqual(walSizesMiB(true), [16, 32]);
+  assert.deepEqual(walSizesMiB(true), [8, 16]);
 });
 
 Deno.test("512 MiB and more is repeated at most 3 times, smaller sizes as often as asked", () => {
