@@ -113,7 +113,7 @@ export async function startLocalPostgres(
     collectLog(server.stderr, serverLog);
 
     const connstr = `postgresql://cloud_admin@127.0.0.1:${port}/postgres`;
-    await waitUntilReady(port, server, readyTimeoutMs, serverLog);
+    await waitForPostgresReady(port, server, { timeoutMs: readyTimeoutMs, serverLog });
     return { port, connstr, dir, pgdata, stop, [Symbol.asyncDispose]: stop };
   } catch (error) {
     await stop();
@@ -150,11 +150,19 @@ function collectLog(stream: ReadableStream<Uint8Array>, lines: string[]): void {
   })().catch(() => {});
 }
 
-async function waitUntilReady(
+/**
+ * Waits until the Postgres `server` (listening on 127.0.0.1:`port`) answers
+ * `SELECT 1` as `cloud_admin`, trying every `pollMs`; throws when it exits
+ * first or is not ready within `timeoutMs`, quoting `serverLog`.
+ */
+export async function waitForPostgresReady(
   port: number,
   server: Deno.ChildProcess,
-  timeoutMs: number,
-  serverLog: string[],
+  { timeoutMs, pollMs = 100, serverLog = [] }: {
+    timeoutMs: number;
+    pollMs?: number;
+    serverLog?: string[];
+  },
 ): Promise<void> {
   let exited = false;
   server.status.then(() => exited = true);
@@ -178,7 +186,7 @@ async function waitUntilReady(
     } finally {
       await client.end().catch(() => {});
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
   throw new Error(
     `postgres on port ${port} not ready after ${timeoutMs} ms (${lastError}):\n${

@@ -22,6 +22,7 @@ import {
 } from "../../harness/_processes.ts";
 import { binDirOf } from "../../harness/base_image.ts";
 import { COMPUTE_SERVER_SETTINGS } from "../../harness/_compute_spec.ts";
+import { waitForPostgresReady } from "../_support/local_postgres.ts";
 import { sleep } from "../../src/_async.ts";
 import { basebackupCommand, libpqClientConfig } from "../../src/storage/basebackup.ts";
 import type { ComputeMetrics, ComputeStatusResponse } from "../../src/api/responses.ts";
@@ -268,7 +269,7 @@ export async function baselineStart(bench: StartupBench): Promise<BaselineStart>
       pgdata,
     ], { stdin: "null", stdout: "null", stderr: "null" }).spawn();
     try {
-      await waitForSelect1(port, postgres);
+      await waitForPostgresReady(port, postgres, { timeoutMs: 60_000, pollMs: POLL_MS });
       const ready = performance.now();
       return {
         fetchMs: fetched - started,
@@ -282,30 +283,6 @@ export async function baselineStart(bench: StartupBench): Promise<BaselineStart>
     }
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
-  }
-}
-
-async function waitForSelect1(port: number, postgres: Deno.ChildProcess): Promise<void> {
-  let exited = false;
-  postgres.status.then(() => exited = true);
-  for (;;) {
-    if (exited) throw new Error("the baseline postgres exited before accepting connections");
-    const client = new pg.Client({
-      host: "127.0.0.1",
-      port,
-      user: "cloud_admin",
-      database: "postgres",
-    });
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      await client.query("SELECT 1");
-      return;
-    } catch {
-      await sleep(POLL_MS);
-    } finally {
-      await client.end().catch(() => {});
-    }
   }
 }
 
