@@ -35,6 +35,7 @@ import { createJwtIssuer, type JwtIssuer } from "./jwt.ts";
 import { type ClusterOperations, clusterOperations } from "./_cluster_operations.ts";
 import { createAdminHandler } from "./admin_api.ts";
 import { HarnessConflictError, HarnessNotFoundError } from "./_errors.ts";
+import { locatePostgresOnce } from "./pg_locate.ts";
 import {
   assertReadableBy,
   lookupUser,
@@ -73,8 +74,13 @@ export type {
 } from "./_cluster_operations.ts";
 export { HarnessBadRequestError, HarnessConflictError, HarnessNotFoundError } from "./_errors.ts";
 
-/** PostgreSQL 15's `postgres` binary, as `--pgbin` gets it. */
-export const DEFAULT_PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+/**
+ * The `postgres` binary a cluster runs when its options name none: the
+ * default major's install (see {@linkcode locatePostgresOnce}).
+ */
+export async function defaultPgbin(): Promise<string> {
+  return (await locatePostgresOnce()).pgbin;
+}
 
 /** Options of {@linkcode startCluster}. */
 export interface ClusterOptions {
@@ -142,7 +148,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     safekeepers: safekeeperCount = 3,
     computes: computeOptions = [],
     exitDelayMs = 100,
-    pgbin = DEFAULT_PGBIN,
+    pgbin = await defaultPgbin(),
     tmpDir = "/tmp",
     auth = true,
     safekeeperLog,

@@ -11,7 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { DEFAULT_PGBIN, REPO_ROOT } from "../../harness/cluster.ts";
+import { defaultPgbin, REPO_ROOT } from "../../harness/cluster.ts";
 import { stopDescendants } from "./_descendants.ts";
 import { describeMachine } from "./_machine.ts";
 import {
@@ -135,7 +135,7 @@ export async function runBenchmarks(args: BenchArgs): Promise<number> {
 
   const report: BenchReport = {
     generated: new Date().toISOString(),
-    machine: await describeMachine(DEFAULT_PGBIN),
+    machine: await describeMachine(await defaultPgbin()),
     quick: args.quick,
     benchmarks: results,
     failures,
