@@ -15,7 +15,8 @@
  */
 
 import { dirname, join } from "node:path";
-import { type Lsn, parseLsn } from "../src/api/lsn.ts";
+import type { Lsn } from "../src/api/lsn.ts";
+import { readControlFile } from "./pg_control.ts";
 import { pgFileOwner, runAsPgUser } from "./_processes.ts";
 import type { WalSeed } from "./safekeeper_wal.ts";
 import {
@@ -26,7 +27,7 @@ import {
 } from "./wal_format.ts";
 import { isCheckpointRecord, scanRecords } from "./wal_records.ts";
 
-/** The state `pg_controldata` reports for a usable base image. */
+/** The cluster state (as `pg_controldata` words it) of a usable base image. */
 export const BASE_IMAGE_STATE = "shut down in recovery";
 
 /** What the store needs to know about a base image. */
@@ -59,31 +60,10 @@ export async function copyImage(source: string, target: string): Promise<void> {
   if (!copy.success) throw new Error(`cp: ${new TextDecoder().decode(copy.stderr).trim()}`);
 }
 
-/** Reads `pg_controldata` of `pgdata` into name → value. */
-export async function controlData(binDir: string, pgdata: string): Promise<Map<string, string>> {
-  const { output } = await runAsPgUser(join(binDir, "pg_controldata"), ["-D", pgdata]);
-  const fields = new Map<string, string>();
-  for (const line of output.split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-  }
-  return fields;
-}
-
-/** The checkpoint, redo point, system id and state of a data directory. */
-export async function baseImageInfo(binDir: string, pgdata: string): Promise<BaseImageInfo> {
-  const fields = await controlData(binDir, pgdata);
-  const get = (name: string) => {
-    const value = fields.get(name);
-    if (value === undefined) throw new Error(`pg_controldata ${pgdata}: no "${name}"`);
-    return value;
-  };
-  return {
-    redoLsn: parseLsn(get("Latest checkpoint's REDO location")),
-    checkpointLsn: parseLsn(get("Latest checkpoint location")),
-    systemId: get("Database system identifier"),
-    state: get("Database cluster state"),
-  };
+/** The checkpoint, redo point, system id and state of a data directory, from its `pg_control`. */
+export async function baseImageInfo(pgdata: string): Promise<BaseImageInfo> {
+  const { redoLsn, checkpointLsn, systemId, state } = await readControlFile(pgdata);
+  return { redoLsn, checkpointLsn, systemId, state };
 }
 
 /**
@@ -174,7 +154,7 @@ async function buildTemplate(binDir: string): Promise<string> {
     pgdata,
   ]);
   await cycleAsStandby(binDir, root, pgdata);
-  const { state } = await baseImageInfo(binDir, pgdata);
+  const { state } = await baseImageInfo(pgdata);
   if (state !== BASE_IMAGE_STATE) {
     throw new Error(
       `template ${pgdata} is in state ${JSON.stringify(state)}, not ${BASE_IMAGE_STATE}`,
@@ -277,8 +257,8 @@ export async function prepareImportedImage(binDir: string, pgdata: string): Prom
     }).output();
     if (!chown.success) throw new Error(`chown: ${new TextDecoder().decode(chown.stderr).trim()}`);
   }
-  const fields = await controlData(binDir, pgdata);
-  const state = fields.get("Database cluster state");
+  const control = await readControlFile(pgdata);
+  const state = control.state;
   if (state === BASE_IMAGE_STATE) return;
   if (state !== "shut down") {
     throw new ImportedImageError(
@@ -286,8 +266,8 @@ export async function prepareImportedImage(binDir: string, pgdata: string): Prom
         "down cleanly",
     );
   }
-  const timeline = fields.get("Latest checkpoint's TimeLineID");
-  if (timeline !== "1") {
+  const timeline = control.timeline;
+  if (timeline !== 1) {
     throw new ImportedImageError(`${pgdata} is on timeline ${timeline}; the storage needs 1`);
   }
   for (const leftover of ["postmaster.pid", "standby.signal", "recovery.signal"]) {
@@ -296,14 +276,14 @@ export async function prepareImportedImage(binDir: string, pgdata: string): Prom
   const work = await Deno.makeTempDir({ prefix: "timeline-import-" });
   try {
     if (owner) await Deno.chown(work, owner.uid, owner.gid);
-    if (fields.get("wal_level setting") === "minimal") {
+    if (control.walLevel === "minimal") {
       await startAndStop(binDir, work, pgdata, " -c wal_level=replica");
     }
     await cycleAsStandby(binDir, work, pgdata);
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
-  const { state: prepared } = await baseImageInfo(binDir, pgdata);
+  const { state: prepared } = await baseImageInfo(pgdata);
   if (prepared !== BASE_IMAGE_STATE) {
     throw new Error(`imported ${pgdata} is in state ${JSON.stringify(prepared)} after preparation`);
   }

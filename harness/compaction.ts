@@ -87,7 +87,7 @@ export async function compactTimeline(
       lastRecordStart,
       timeoutMs,
     );
-    const info = await baseImageInfo(binDir, pgdata);
+    const info = await baseImageInfo(pgdata);
     // The copy was already "shut down in recovery": only the log proves the replay ran.
     if (info.state !== BASE_IMAGE_STATE || !log.includes(RECOVERY_STOPPED)) {
       throw new Error(`compaction did not reach ${formatLsn(target)}:\n${log}`);

@@ -126,7 +126,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
       const owner = await pgFileOwner();
       if (owner) await Deno.chown(root, owner.uid, owner.gid);
       await fill(baseDir);
-      const info = await baseImageInfo(binDir, baseDir);
+      const info = await baseImageInfo(baseDir);
       const initialLsn = await walEndOfImage(baseDir, info);
       timelines.set(key, {
         tenantId,
@@ -300,7 +300,7 @@ export function createTimelineStore(options: TimelineStoreOptions): TimelineStor
       if (image.lsn <= entry.bases.at(-1)!.lsn) {
         throw new Error(`base image at ${formatLsn(image.lsn)} is not newer than the newest`);
       }
-      const { state } = await baseImageInfo(binDir, image.dir);
+      const { state } = await baseImageInfo(image.dir);
       if (state !== BASE_IMAGE_STATE) {
         throw new Error(`base image ${image.dir} is in state ${JSON.stringify(state)}`);
       }
