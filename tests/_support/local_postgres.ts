@@ -1,6 +1,7 @@
 /**
  * @module
- * A throw-away PostgreSQL 15 cluster for integration tests: `initdb` with the
+ * A throw-away PostgreSQL cluster (the default major's install, see
+ * `harness/pg_locate.ts`) for integration tests: `initdb` with the
  * superuser `cloud_admin`, then `postgres` listening on a free loopback port with
  * a private unix-socket directory, both run as the unprivileged `postgres` OS
  * user (Postgres refuses root). Disposing the handle stops the server and removes
@@ -14,9 +15,10 @@
 
 import pg from "pg";
 import { pgFileOwner, pgUserCommand, runAsPgUser } from "../../harness/_processes.ts";
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 
-/** Directory holding the PostgreSQL 15 server binaries. */
-export const PG_BIN_DIR = "/usr/lib/postgresql/15/bin";
+/** Directory holding the server binaries of the default major (`DEFAULT_PG_VERSION`). */
+export const PG_BIN_DIR = (await locatePostgresOnce()).binDir;
 
 /** A running local cluster; `await using` stops it and deletes its files. */
 export interface LocalPostgres extends AsyncDisposable {

@@ -11,6 +11,7 @@
  * Run alone: `deno task bench --only reconfigure [--quick]`.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import pg from "pg";
 import {
   type ComputeHandle,
@@ -142,7 +143,7 @@ async function measureSize(
   return result;
 }
 
-const DEFAULT_PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+const DEFAULT_PGBIN = (await locatePostgresOnce()).pgbin;
 
 /** `/configure` (unchanged, one setting, one role) against `pg_ctl reload` + `SELECT 1`, by database count. */
 export const benchmark: Benchmark = async ({ quick, repetitions, log }) => {

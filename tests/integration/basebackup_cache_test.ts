@@ -7,6 +7,7 @@
  * in the pageserver's `/metrics`.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import assert from "node:assert/strict";
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
@@ -14,7 +15,7 @@ import { startPageserver } from "../../harness/pageserver.ts";
 import { createTimelineStore, type TimelineStore } from "../../harness/timeline_store.ts";
 import { formatLsn } from "../../src/api/lsn.ts";
 
-const PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+const PGBIN = (await locatePostgresOnce()).pgbin;
 const TENANT = "00112233445566778899aabbccddeeff";
 const TIMELINE = "ffeeddccbbaa99887766554433221100";
 

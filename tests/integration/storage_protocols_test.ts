@@ -5,6 +5,8 @@
  * byte-for-byte checks of the frames a raw TCP client receives.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
+import { readControlFile } from "../../harness/pg_control.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -14,7 +16,7 @@ import { startPageserver } from "../../harness/pageserver.ts";
 import { PgError, startPgServer } from "../../harness/pgwire.ts";
 import { startSafekeeper } from "../../harness/safekeeper.ts";
 import { createTimelineStore, type TimelineStore } from "../../harness/timeline_store.ts";
-import { formatLsn, type Lsn, parseLsn } from "../../src/api/lsn.ts";
+import { formatLsn, type Lsn } from "../../src/api/lsn.ts";
 import { extractTarInto, fetchBasebackup } from "../../src/storage/basebackup.ts";
 import {
   checkSafekeepersSynced,
@@ -23,7 +25,7 @@ import {
 } from "../../src/storage/safekeepers.ts";
 import { eventually } from "./_helpers.ts";
 
-const PGBIN = "/usr/lib/postgresql/15/bin/postgres";
+const PGBIN = (await locatePostgresOnce()).pgbin;
 const TENANT = "0123456789abcdef0123456789abcdef";
 const OTHER_TENANT = "ffffffffffffffffffffffffffffffff";
 const TIMELINE = "fedcba9876543210fedcba9876543210";
@@ -75,19 +77,6 @@ async function misroutedMetric(httpUrl: string): Promise<number> {
   const match = /^pageserver_misrouted_pagestream_requests_total (\d+)$/m.exec(text);
   assert.ok(match, text);
   return Number(match[1]);
-}
-
-async function controlData(pgdata: string): Promise<Map<string, string>> {
-  const out = await new Deno.Command(`${PGBIN.replace(/postgres$/, "")}pg_controldata`, {
-    args: ["-D", pgdata],
-    env: { LC_ALL: "C" },
-  }).output();
-  const fields = new Map<string, string>();
-  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-  }
-  return fields;
 }
 
 // ---------------------------------------------------------------------------
@@ -256,10 +245,10 @@ Deno.test("basebackup: gzip and plain tars are extracted into PGDATA", async () 
     }
     assert.equal((await Deno.stat(`${pgdata}/global/pg_control`)).mode! & 0o777, 0o600);
     assert.equal((await Deno.stat(`${pgdata}/base`)).mode! & 0o777, 0o700);
-    const control = await controlData(pgdata);
-    assert.equal(control.get("Database cluster state"), "shut down in recovery");
+    const control = await readControlFile(pgdata);
+    assert.equal(control.state, "shut down in recovery");
     // A fresh timeline ends right after its base image's checkpoint record.
-    const checkpoint = parseLsn(control.get("Latest checkpoint location")!);
+    const checkpoint = control.checkpointLsn;
     const end = store.lastLsn(TENANT, TIMELINE);
     assert.ok(
       checkpoint < end && end - checkpoint < 8192n,

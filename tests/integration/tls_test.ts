@@ -13,11 +13,11 @@ import assert from "node:assert/strict";
 import { TLSSocket } from "node:tls";
 import pg from "pg";
 import { type ComputeHandle, startCluster } from "../../harness/cluster.ts";
-import { pgFileOwner } from "../../harness/_processes.ts";
+import { computeUser, pgFileOwner } from "../../harness/_processes.ts";
 import { emptyRecord, recordFamily, scaled } from "../../harness/reliability/record.ts";
 import { eventually, show } from "./_helpers.ts";
+import { PSQL } from "../_support/psql.ts";
 
-const PSQL = "/usr/lib/postgresql/15/bin/psql";
 const SSL_OF_THIS_SESSION = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 /** How the manager logs the watcher's request; the rest of its reason follows. */
 const REQUESTED = "Changing compute status from running to configuration-pending: TLS ";
@@ -140,7 +140,7 @@ async function verifiedSession(compute: ComputeHandle, ca: TestCa) {
 async function psqlVerifyFull(compute: ComputeHandle, rootCert: string) {
   const conninfo = `host=127.0.0.1 port=${compute.pgPort} user=cloud_admin dbname=postgres ` +
     `sslmode=verify-full sslrootcert=${rootCert} connect_timeout=10`;
-  const result = await new Deno.Command(PSQL, {
+  const result = await new Deno.Command(PSQL!, {
     args: ["-X", "-At", "-c", SSL_OF_THIS_SESSION, conninfo],
     clearEnv: true,
     env: { HOME: rootCert.slice(0, rootCert.lastIndexOf("/")), PATH: "/usr/bin:/bin" },
@@ -196,11 +196,16 @@ async function checkServed(
     assert.equal(session?.ssl, true, "pg_stat_ssl.ssl");
   });
   await tally.check(async () => {
+    if (PSQL === undefined) return; // verifiedSession above made the same verify-full check
     const { code, output } = await psqlVerifyFull(compute, ca.caPath);
     assert.equal(code, 0, output);
     assert.equal(output.trim(), "t", "pg_stat_ssl.ssl over libpq verify-full");
   });
   await tally.check(async () => {
+    if (PSQL === undefined) {
+      await assert.rejects(verifiedSession(compute, foreignCa), /certificate/);
+      return;
+    }
     const { code, output } = await psqlVerifyFull(compute, foreignCa.caPath);
     assert.notEqual(code, 0, "a certificate from another CA must be refused");
     assert.match(output, /certificate verify failed/);
@@ -224,11 +229,10 @@ Deno.test("TLS: verify-full connections, an owner-only key, renewed certificates
       "the watcher's first reconfiguration request",
     );
 
-    const owner = await pgFileOwner();
     for (const name of ["server.key", "server.crt"]) {
       const info = await Deno.stat(`${compute.pgdata}/${name}`);
       assert.equal(info.mode! & 0o777, 0o600, `${name} mode`);
-      if (owner) assert.equal(info.uid, owner.uid, `${name} is owned by the compute's user`);
+      assert.equal(info.uid, computeUser().uid, `${name} is owned by the compute's user`);
     }
     assert.equal(
       await Deno.readTextFile(`${compute.pgdata}/server.key`),

@@ -1,7 +1,7 @@
 /**
  * The WAL scanner against WAL PostgreSQL really wrote: `initdb` a throwaway
- * cluster, read the segment holding the latest checkpoint (as `pg_controldata`
- * reports it) and scan it, from the segment start and from the checkpoint, in
+ * cluster, read the segment holding the latest checkpoint (as `pg_control`
+ * records it) and scan it, from the segment start and from the checkpoint, in
  * one piece and in random chunks. Nothing here is synthetic, so a layout rule
  * the unit tests' builder gets wrong in the same way as the scanner shows here.
  */
@@ -9,7 +9,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pgFileOwner, runAsPgUser } from "../../harness/_processes.ts";
+import { readControlFile } from "../../harness/pg_control.ts";
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import {
+  DEFAULT_WAL_SEGMENT_SIZE,
   LONG_PAGE_HEADER_SIZE,
   nextRecordStart,
   segmentFileName,
@@ -24,20 +27,12 @@ import {
   scanRecords,
   WalRecordScanner,
 } from "../../harness/wal_records.ts";
-import { parseLsn } from "../../src/api/lsn.ts";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
+const PG_BIN = (await locatePostgresOnce()).binDir;
 
 /** Runs a Postgres program as the user Postgres runs as; returns its output. */
 async function runPg(program: string, args: string[]): Promise<string> {
   return (await runAsPgUser(join(PG_BIN, program), args)).output;
-}
-
-/** The value of `label:` in `pg_controldata` output. */
-function controlValue(output: string, label: string): string {
-  const line = output.split("\n").find((line) => line.startsWith(`${label}:`));
-  assert.ok(line, `pg_controldata printed no ${JSON.stringify(label)}`);
-  return line.slice(label.length + 1).trim();
 }
 
 /** A seeded PRNG (mulberry32), so the random chunking is repeatable. */
@@ -57,11 +52,11 @@ Deno.test("the scanner reads a real initdb segment up to its end of WAL", async 
     if (owner) await Deno.chown(dir, owner.uid, owner.gid);
     const data = join(dir, "data");
     await runPg("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-    const control = await runPg("pg_controldata", [data]);
-    assert.equal(controlValue(control, "Database cluster state"), "shut down");
-    const checkpointLsn = parseLsn(controlValue(control, "Latest checkpoint location"));
-    const segmentSize = Number(controlValue(control, "Bytes per WAL segment"));
-    const timeline = Number(controlValue(control, "Latest checkpoint's TimeLineID"));
+    const control = await readControlFile(data);
+    assert.equal(control.state, "shut down");
+    const checkpointLsn = control.checkpointLsn;
+    const segmentSize = DEFAULT_WAL_SEGMENT_SIZE; // initdb's default; the length is checked below
+    const timeline = control.timeline;
     const start = segmentStart(checkpointLsn, segmentSize);
     const name = segmentFileName(timeline, segmentNumber(checkpointLsn, segmentSize), segmentSize);
     const segment = await Deno.readFile(join(data, "pg_wal", name));
