@@ -10,8 +10,11 @@
  * (`pgdata`) against that database and starts the compute on a timeline made
  * from its PGDATA, so the compute serves the source's data (in `neondb`).
  *
+ * `--pg N` picks the PostgreSQL major (14–17, default `DEFAULT_PG_VERSION` or
+ * 15): Debian's install when present, else the one pinned from npm.
+ *
  * ```sh
- * deno task demo [--dir DIR] [--no-auth] [--import SOURCE_URL]
+ * deno task demo [--dir DIR] [--no-auth] [--pg N] [--import SOURCE_URL]
  * ```
  */
 
@@ -25,6 +28,7 @@ import {
   startCluster,
 } from "./cluster.ts";
 import { importDatabase } from "./fast_import_runner.ts";
+import { defaultPgMajor, locatePostgres, parsePgMajor, type PgMajor } from "./pg_locate.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {
@@ -41,6 +45,8 @@ export interface DemoOptions {
    * compute then runs on a timeline made from it instead of an empty one.
    */
   importSource?: string;
+  /** The PostgreSQL major; default {@linkcode defaultPgMajor}. */
+  pgMajor?: PgMajor;
 }
 
 /** fast_import's lines worth showing while the demo imports: its steps, progress and errors. */
@@ -52,8 +58,14 @@ const IMPORT_LINE = /fast_import::(run|dump_restore|main):|progress:| (WARN|ERRO
  * stops every process and removes what it created.
  */
 export async function runDemo(
-  { dir, print = console.log, stopSignal = nextTerminationSignal(), auth = true, importSource }:
-    DemoOptions = {},
+  {
+    dir,
+    print = console.log,
+    stopSignal = nextTerminationSignal(),
+    auth = true,
+    importSource,
+    pgMajor = defaultPgMajor(),
+  }: DemoOptions = {},
 ): Promise<void> {
   const ownDir = dir === undefined;
   const outDir = dir ?? await Deno.makeTempDir({ prefix: "compute-ctl-demo-" });
@@ -61,7 +73,11 @@ export async function runDemo(
   const clusterJsonPath = `${outDir}/cluster.json`;
   let cluster: Cluster | undefined;
   try {
-    print(`starting the demo cluster (output in ${outDir}) …`);
+    const postgres = await locatePostgres(pgMajor);
+    print(
+      `starting the demo cluster on PostgreSQL ${postgres.major} from ${postgres.source} ` +
+        `(output in ${outDir}) …`,
+    );
     // The emulated Neon extension heals the compute when its pageserver stops serving it.
     const computeOptions: ComputeOptions = {
       id: "compute-1",
@@ -73,6 +89,7 @@ export async function runDemo(
       safekeepers: 3,
       exitDelayMs: 1_000,
       auth,
+      pgbin: postgres.pgbin,
       computes: importSource === undefined ? [computeOptions] : [],
     });
     if (importSource !== undefined) {
@@ -191,13 +208,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description("Run a control plane, 2 pageservers, 3 safekeepers and one compute until Ctrl-C")
     .option("--dir <dir>", "where to write cluster.json (default: a fresh temporary directory)")
     .option("--no-auth", "do not check JWTs on the compute's external HTTP server")
+    .option("--pg <major>", "the PostgreSQL major: 14, 15, 16 or 17", parsePgMajor)
     .option(
       "--import <source_url>",
       "first import this database with fast_import; the compute runs on the imported timeline",
     )
-    .action(async (options: { dir?: string; auth: boolean; import?: string }) => {
-      await runDemo({ dir: options.dir, auth: options.auth, importSource: options.import });
-    });
+    .action(
+      async (options: { dir?: string; auth: boolean; import?: string; pg?: PgMajor }) => {
+        await runDemo({
+          dir: options.dir,
+          auth: options.auth,
+          importSource: options.import,
+          pgMajor: options.pg,
+        });
+      },
+    );
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {

@@ -6,16 +6,39 @@
  * with it (row count and checksum of every table, the view's and the
  * function's answers, the sequence's state, the indexes), temporary
  * directories the `postgres` OS user owns, and fast_import's command line
- * for the system's PostgreSQL 15.
+ * for the default major's install. fast_import runs `pg_dump`, `pg_restore`
+ * and `psql`, which PostgreSQL from npm does not ship: on such an install its
+ * tests are ignored, and {@linkcode FAST_IMPORT_MISSING} says why.
  */
 
 import pg from "pg";
 import { pgFileOwner } from "../../harness/_processes.ts";
 import { type FastImportResult, runFastImport } from "../../harness/fast_import_runner.ts";
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 
-/** The system's PostgreSQL 15 programs and libraries. */
-export const PG_BIN_DIR = "/usr/lib/postgresql/15/bin";
-export const PG_LIB_DIR = "/usr/lib/postgresql/15/lib";
+const INSTALL = await locatePostgresOnce();
+
+/** The default major's programs and libraries (what fast_import gets as its bin and lib dirs). */
+export const PG_BIN_DIR = INSTALL.binDir;
+export const PG_LIB_DIR = INSTALL.source === "debian"
+  ? INSTALL.pkglibdir
+  : INSTALL.binDir.replace(/bin$/, "lib");
+
+/** Why fast_import cannot run on this install (the programs it lacks), or undefined. */
+export const FAST_IMPORT_MISSING: string | undefined = (() => {
+  const missing = ["pg_dump", "pg_restore", "psql"].filter((program) => {
+    try {
+      return !Deno.statSync(`${PG_BIN_DIR}/${program}`).isFile;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return undefined;
+  const reason = `fast_import needs ${missing.join(", ")}, which ${PG_BIN_DIR} lacks ` +
+    `(PostgreSQL ${INSTALL.major} from ${INSTALL.source}): its tests are ignored`;
+  console.log(reason);
+  return reason;
+})();
 
 /** A role of the source that logs in with a password (the others are trusted). */
 export const SOURCE_ROLE = { name: "importer", password: "right-password" } as const;
