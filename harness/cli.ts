@@ -181,20 +181,22 @@ function summary(
   ];
 }
 
-/** Resolves on the first SIGINT or SIGTERM, then stops listening. */
+/**
+ * Resolves on the first SIGINT or SIGTERM. Later ones are ignored for the rest
+ * of the process: the demo is then stopping what it started, and dying half-way
+ * would leave computes running. A second one is common: a terminal's Ctrl-C
+ * reaches `npx` too, which passes it on again.
+ */
 export function nextTerminationSignal(): Promise<Deno.Signal> {
   return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        for (const [index, other] of signals.entries()) {
-          Deno.removeSignalListener(other, handlers[index]);
-        }
+    let received = false;
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => {
+        if (received) return;
+        received = true;
         resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return handler;
-    });
+      });
+    }
   });
 }
 
