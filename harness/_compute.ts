@@ -2,7 +2,7 @@
  * @module
  * One compute of the harness cluster: its directory (`config.json`,
  * `compute.log`, `pgdata/`), the manager launched exactly as production does
- * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), and the
+ * (`deno run -P=compute src/main.ts …` as the compute user), and the
  * handle tests drive it with: HTTP calls, `config.json` rewrites, signals, and
  * a stop that leaves no process behind.
  */
@@ -28,14 +28,7 @@ import {
   type SpecMode,
   type SpecPageserver,
 } from "./_compute_spec.ts";
-import {
-  childPids,
-  freePort,
-  type OsUser,
-  reapProcessesUsing,
-  signalQuietly,
-  sleep,
-} from "./_processes.ts";
+import { freePort, programPid, reapProcessesUsing, signalQuietly, sleep } from "./_processes.ts";
 
 /** The repository root: where `deno.json` (and its `compute` permission set) lives. */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -136,7 +129,10 @@ export interface ComputeHandle {
   readonly spec: JsonObject;
   /** Tokens signed with the key of this compute's JWKS. */
   readonly tokens: ComputeTokens;
-  /** The `runuser` process; the manager is its only child. */
+  /**
+   * The process the harness spawned: `runuser` when it runs as root (the
+   * manager is its only child), else the manager itself.
+   */
   readonly process: Deno.ChildProcess;
   /** Resolves with the manager's exit code (runuser passes it through; 128+n after signal n). */
   readonly exited: Promise<number>;
@@ -178,9 +174,9 @@ export interface ComputeHandle {
   readLog(): Promise<string>;
   /** The postmaster's pid from `pgdata/postmaster.pid`, if Postgres is up. */
   postmasterPid(): Promise<number | undefined>;
-  /** The deno manager's pid (runuser's child), once it exists. */
+  /** The deno manager's pid (runuser's child when root), once it exists. */
   managerPid(): Promise<number | undefined>;
-  /** Sends `signal` to the manager itself (not to runuser). */
+  /** Sends `signal` to the manager itself (not to a runuser in front of it). */
   kill(signal: Deno.Signal): Promise<void>;
   /**
    * Stops the manager: SIGTERM, SIGKILL after `timeoutMs`, then ends whatever
@@ -201,7 +197,6 @@ export interface LaunchContext {
   denoDir: string;
   /** Where `src/main.ts` and `deno.json` are read from (the repository or a staged copy). */
   managerRoot: string;
-  user: OsUser;
   pgbin: string;
   exitDelayMs: number;
   store: TimelineStore;
@@ -229,7 +224,7 @@ export interface LaunchContext {
  * manager is launched again.
  */
 export async function launchCompute(context: LaunchContext): Promise<ComputeHandle> {
-  const { options, root, user, controlPlane, previous } = context;
+  const { options, root, controlPlane, previous } = context;
   const { id, source = "config", empty = false } = options;
   if (!/^[A-Za-z0-9_.-]+$/.test(id)) {
     throw new Error(`compute id ${JSON.stringify(id)}: use letters, digits, '.', '_' or '-'`);
@@ -238,7 +233,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
   if (!pageserver) throw new Error(`compute ${id}: no pageserver #${options.pageserver ?? 0}`);
 
   if (!previous) await Deno.mkdir(`${root}/computes`, { recursive: true, mode: 0o711 });
-  const dir = previous?.dir ?? await ownedDir(`${root}/computes/${id}`, user);
+  const dir = previous?.dir ?? await ownedDir(`${root}/computes/${id}`);
   const pgdata = previous?.pgdata ?? options.pgdata ?? `${dir}/pgdata`;
   const configPath = `${dir}/config.json`;
   const logPath = `${dir}/compute.log`;
@@ -282,7 +277,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
     compute_ctl_config: computeCtlConfig,
   };
   const publish = async (config: ConfigFile) => {
-    await writeJsonAtomically(configPath, config, user);
+    await writeJsonAtomically(configPath, config, { forComputeUser: true });
     if (source === "control-plane") {
       controlPlane.setAnswer(
         id,
@@ -311,9 +306,7 @@ export async function launchCompute(context: LaunchContext): Promise<ComputeHand
 
   let managerPid: number | undefined;
   const findManager = async () => {
-    if (managerPid === undefined && exitCode === undefined) {
-      managerPid = (await childPids(child.pid))[0];
-    }
+    if (managerPid === undefined && exitCode === undefined) managerPid = await programPid(child);
     return managerPid;
   };
 

@@ -3,7 +3,7 @@
  * File-system helpers the harness modules share.
  */
 
-import type { OsUser } from "./_processes.ts";
+import { giveToComputeUser } from "./_processes.ts";
 
 /** Whether something exists at `path` (a dangling link counts); other errors propagate. */
 export async function pathExists(path: string): Promise<boolean> {
@@ -16,21 +16,24 @@ export async function pathExists(path: string): Promise<boolean> {
   }
 }
 
-/** Creates `path` (mode 0700) owned by `user`. */
-export async function ownedDir(path: string, user: OsUser): Promise<string> {
+/** Creates `path` (mode 0700) for the compute user: given to it when this process is root. */
+export async function ownedDir(path: string): Promise<string> {
   await Deno.mkdir(path, { mode: 0o700 });
-  await Deno.chown(path, user.uid, user.gid);
+  await giveToComputeUser(path);
   return path;
 }
 
-/** Writes pretty JSON to `path` through a temporary file and a rename, optionally chowned. */
+/**
+ * Writes pretty JSON to `path` through a temporary file and a rename; with
+ * `forComputeUser`, the file is the compute user's (see {@linkcode giveToComputeUser}).
+ */
 export async function writeJsonAtomically(
   path: string,
   value: unknown,
-  owner?: OsUser,
+  { forComputeUser = false }: { forComputeUser?: boolean } = {},
 ): Promise<void> {
   const temporary = `${path}.${crypto.randomUUID()}.tmp`;
   await Deno.writeTextFile(temporary, JSON.stringify(value, null, 2) + "\n", { mode: 0o644 });
-  if (owner) await Deno.chown(temporary, owner.uid, owner.gid);
+  if (forComputeUser) await giveToComputeUser(temporary);
   await Deno.rename(temporary, path);
 }

@@ -1,14 +1,14 @@
 /**
  * @module
  * How the harness launches a compute manager: the production command line
- * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), run from
- * the repository root (where `deno.json` defines `-P=compute`) with a clean
- * environment.
+ * (`deno run -P=compute src/main.ts …`) as the compute user (through `runuser
+ * -u postgres -- env …` when the harness is root), run from the repository
+ * root (where `deno.json` defines `-P=compute`) with a clean environment.
  */
 
 import type { ControlPlane } from "./control_plane.ts";
 import type { ComputeOptions } from "./_compute.ts";
-import type { OsUser } from "./_processes.ts";
+import { computeUserCommand, DEFAULT_PATH } from "./_processes.ts";
 import { join } from "node:path";
 import { COMMUNICATOR_SOCKET_NAME } from "../src/postgres/communicator.ts";
 import { relocatedRunFlags } from "./pg_install.ts";
@@ -31,7 +31,6 @@ export interface ManagerLaunch {
   exitDelayMs: number;
   denoDir: string;
   managerRoot: string;
-  user: OsUser;
   /** False: `INSTANCE_ID` is set, which switches the manager's JWT check off. */
   auth: boolean;
 }
@@ -74,21 +73,17 @@ export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Den
     "127.0.0.1",
     ...(options.extraArgs ?? []),
   ];
-  const envPairs = Object.entries({
+  const env = {
+    PATH: Deno.env.get("PATH") ?? DEFAULT_PATH,
     HOME: paths.dir,
     DENO_DIR: context.denoDir,
     NO_COLOR: "1",
     ...(context.auth ? {} : { INSTANCE_ID: "" }),
     ...options.env,
-  }).map(([key, value]) => `${key}=${value}`);
-  return new Deno.Command("runuser", {
-    args: [
-      "-u",
-      context.user.name,
-      "--",
-      "env",
-      ...envPairs,
-      Deno.execPath(),
+  };
+  return computeUserCommand(
+    Deno.execPath(),
+    [
       "run",
       "-P=compute",
       ...relocatedRunFlags(context.managerRoot, context.pgbin),
@@ -96,11 +91,13 @@ export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Den
       `${context.managerRoot}/src/main.ts`,
       ...managerArgs,
     ],
-    cwd: context.managerRoot,
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
+    {
+      cwd: context.managerRoot,
+      clearEnv: true,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    },
+  );
 }

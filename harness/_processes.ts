@@ -1,48 +1,171 @@
 /**
  * @module
- * Process plumbing for the harness: free loopback ports, the `postgres` OS
- * user, commands run as that user, the process table (to find a manager
- * behind `runuser` and every process left in a directory), and the
- * wait-then-kill sequence used on dispose.
+ * Process plumbing for the harness: free loopback ports, the compute user
+ * (who every compute manager, fast_import and Postgres runs as), commands run
+ * as that user, the process table (to find a program behind `runuser` and
+ * every process left in a directory), and the wait-then-kill sequence used on
+ * dispose.
  */
 
-/** The unprivileged OS user every compute manager and Postgres runs as. */
-export const PG_OS_USER = "postgres";
-
-/** A user's ids, read from `/etc/passwd`. */
+/** A user's name and ids. */
 export interface OsUser {
   name: string;
   uid: number;
   gid: number;
 }
 
-/** Looks `name` up in `/etc/passwd`; throws naming the user if it does not exist. */
-export async function lookupUser(name = PG_OS_USER): Promise<OsUser> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  for (const line of passwd.split("\n")) {
-    const [user, , uid, gid] = line.split(":");
-    if (user === name) return { name, uid: Number(uid), gid: Number(gid) };
-  }
-  throw new Error(
-    `OS user ${JSON.stringify(name)} does not exist; the harness runs computes as it`,
-  );
-}
+/** Who computes run as when this process is root; created if the machine lacks it. */
+const ROOT_COMPUTE_USER = "postgres";
 
-/** Whether this process is root, so Postgres binaries must run as {@linkcode PG_OS_USER}. */
+/** Whether this process is root, so computes must run as another user (Postgres refuses root). */
 export function isRoot(): boolean {
   return Deno.uid() === 0;
 }
 
+let resolvedComputeUser: OsUser | undefined;
+
 /**
- * The owner that files for Postgres must have: the {@linkcode PG_OS_USER} when
- * this process is root (Postgres refuses to run as root), else null (this user).
+ * The one answer to "who runs computes": this process's own user when it is
+ * not root (then nothing is chowned and nothing goes through `runuser`); when
+ * it is root, the `postgres` OS user, created as an unprivileged system user
+ * (said once on stderr) if the machine has none. Decided once per process.
  */
-export function pgFileOwner(): Promise<OsUser | null> {
-  pgOwnerLookup ??= isRoot() ? lookupUser(PG_OS_USER) : Promise.resolve(null);
-  return pgOwnerLookup;
+export function computeUser(): OsUser {
+  resolvedComputeUser ??= isRoot() ? rootComputeUser() : currentUser();
+  return resolvedComputeUser;
 }
 
-let pgOwnerLookup: Promise<OsUser | null> | undefined;
+/** This process's user: ids from the kernel, the name from `/etc/passwd` or `$USER`. */
+function currentUser(): OsUser {
+  const uid = Deno.uid();
+  const gid = Deno.gid();
+  if (uid === null || gid === null) throw new Error("this platform has no user ids");
+  const name = passwdEntries().find((entry) => entry.uid === uid)?.name ??
+    Deno.env.get("USER") ?? String(uid);
+  return { name, uid, gid };
+}
+
+/**
+ * Serializes creating that user among harness processes: two `useradd`s at
+ * once can both succeed, the second overwriting the first's entry.
+ */
+const USER_CREATION_LOCK = "/tmp/compute-ctl-harness-useradd.lock";
+
+/** The `postgres` OS user, created first if the machine has none. */
+function rootComputeUser(): OsUser {
+  const name = ROOT_COMPUTE_USER;
+  const find = () => passwdEntries().find((entry) => entry.name === name);
+  const existing = find();
+  if (existing) return existing;
+  using lock = Deno.openSync(USER_CREATION_LOCK, { create: true, write: true });
+  lock.lockSync(true);
+  // Another process may have created it while this one waited for the lock.
+  const meanwhile = find();
+  if (meanwhile) return meanwhile;
+  const output = new Deno.Command("useradd", {
+    args: ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const created = find();
+  if (!output.success || !created) {
+    throw new Error(
+      `could not create the OS user ${JSON.stringify(name)} to run computes as ` +
+        `(useradd exited with code ${output.code}): ` +
+        new TextDecoder().decode(output.stderr).trim(),
+    );
+  }
+  console.error(
+    `harness: created the unprivileged system user ${JSON.stringify(name)} ` +
+      `(uid ${created.uid}) to run computes as, since this process is root`,
+  );
+  return created;
+}
+
+/** The entries of `/etc/passwd`. */
+function passwdEntries(): OsUser[] {
+  return parsePasswd(Deno.readTextFileSync("/etc/passwd"));
+}
+
+/** The users of a `passwd(5)` text, skipping lines that are not entries. */
+export function parsePasswd(text: string): OsUser[] {
+  const users: OsUser[] = [];
+  for (const line of text.split("\n")) {
+    const [name, , uid, gid] = line.split(":");
+    if (!name || !/^\d+$/.test(uid ?? "") || !/^\d+$/.test(gid ?? "")) continue;
+    users.push({ name, uid: Number(uid), gid: Number(gid) });
+  }
+  return users;
+}
+
+/**
+ * The owner files for Postgres must be given: the {@linkcode computeUser} when
+ * this process is root, else null (files this process creates are already its).
+ */
+export function pgFileOwner(): Promise<OsUser | null> {
+  return Promise.resolve(isRoot() ? computeUser() : null);
+}
+
+/**
+ * Gives `path` (with `recursive`, everything under it) to the compute user
+ * when this process is root; does nothing otherwise.
+ */
+export async function giveToComputeUser(
+  path: string,
+  { recursive = false }: { recursive?: boolean } = {},
+): Promise<void> {
+  if (!isRoot()) return;
+  const { uid, gid } = computeUser();
+  if (!recursive) {
+    await Deno.chown(path, uid, gid);
+    return;
+  }
+  const output = await new Deno.Command("chown", {
+    args: ["-R", `${uid}:${gid}`, path],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(`chown -R ${path}: ${new TextDecoder().decode(output.stderr).trim()}`);
+  }
+}
+
+/** `PATH` for a clean environment when this process has none. */
+export const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+/**
+ * A `Deno.Command` running `command` as the compute user: through `runuser -u
+ * <user> -- env <options.env> …` when this process is root, directly
+ * otherwise. Either way the program gets `options.env`, on top of this
+ * process's environment or, with `clearEnv`, alone (`runuser` itself then only
+ * gets this process's `PATH`, and sets `HOME`, `SHELL`, `USER` and `LOGNAME`
+ * before `options.env` applies). {@linkcode programPid} finds the program's pid.
+ */
+export function computeUserCommand(
+  command: string,
+  args: readonly string[],
+  options: Omit<Deno.CommandOptions, "args"> = {},
+): Deno.Command {
+  if (!isRoot()) return new Deno.Command(command, { ...options, args: [...args] });
+  const env = options.env ?? {};
+  const pairs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  return new Deno.Command("runuser", {
+    ...options,
+    env: options.clearEnv ? { PATH: Deno.env.get("PATH") ?? DEFAULT_PATH } : {},
+    args: ["-u", computeUser().name, "--", "env", ...pairs, command, ...args],
+  });
+}
+
+/**
+ * The pid of the program a {@linkcode computeUserCommand} started: `runuser`'s
+ * only child when this process is root (undefined before runuser has forked
+ * it and after it is gone), the child itself otherwise.
+ */
+export async function programPid(child: Deno.ChildProcess): Promise<number | undefined> {
+  return isRoot() ? (await childPids(child.pid))[0] : child.pid;
+}
 
 /** A Postgres program failed. */
 export class CommandFailedError extends Error {
@@ -62,9 +185,9 @@ export interface RunAsPgUserOptions {
 
 /**
  * The one place that runs a Postgres program (`initdb`, `pg_ctl`,
- * `pg_controldata`, `postgres`, …) the way Postgres accepts: through
- * `runuser -u postgres --` when this process is root, directly otherwise.
- * Returns the exit code and the combined stdout and stderr.
+ * `pg_controldata`, `postgres`, …) the way Postgres accepts: as the
+ * {@linkcode computeUser} (see {@linkcode pgUserCommand}). Returns the exit
+ * code and the combined stdout and stderr.
  */
 export async function runAsPgUser(
   command: string,
@@ -86,21 +209,17 @@ export async function runAsPgUser(
 }
 
 /**
- * A `Deno.Command` running `command` as the Postgres user (see
- * {@linkcode runAsPgUser}), for long-running servers the caller spawns.
+ * A `Deno.Command` running `command` as the compute user with `LC_ALL=C` (see
+ * {@linkcode computeUserCommand}), for long-running servers the caller spawns.
  */
 export function pgUserCommand(
   command: string,
   args: readonly string[],
   options: Omit<Deno.CommandOptions, "args"> = {},
 ): Deno.Command {
-  const env = { LC_ALL: "C", ...options.env };
-  if (!isRoot()) return new Deno.Command(command, { ...options, args: [...args], env });
-  const pairs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
-  return new Deno.Command("runuser", {
+  return computeUserCommand(command, args, {
     ...options,
-    env: {},
-    args: ["-u", PG_OS_USER, "--", "env", ...pairs, command, ...args],
+    env: { LC_ALL: "C", ...options.env },
   });
 }
 
@@ -125,10 +244,14 @@ export function freePort(hostname = "127.0.0.1"): number {
 }
 
 /**
- * Checks that `user` can read (and, for directories, enter) every path in
- * `paths`; throws a message naming the first one it cannot, with the usual fix.
+ * Checks that the compute user can read (and, for directories, enter) every
+ * path in `paths`; throws a message naming the first one it cannot, with the
+ * usual fix. Only a root process runs computes as another user: any other
+ * runs them as itself, so there is nothing to check.
  */
-export async function assertReadableBy(user: string, paths: string[]): Promise<void> {
+export async function assertComputeUserCanRead(paths: string[]): Promise<void> {
+  if (!isRoot()) return;
+  const user = computeUser().name;
   const script = 'for p in "$@"; do test -r "$p" || { echo "$p"; exit 1; }; ' +
     'if test -d "$p"; then test -x "$p" || { echo "$p"; exit 1; }; fi; done';
   const output = await new Deno.Command("runuser", {

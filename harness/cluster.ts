@@ -3,7 +3,7 @@
  * A storage cluster in a box around real compute managers: one timeline store,
  * pageservers and safekeepers that serve it, the fake control plane, and
  * compute managers launched exactly as production launches them
- * (`runuser -u postgres -- env … deno run -P=compute src/main.ts …`), each in
+ * (`deno run -P=compute src/main.ts …`, as the compute user), each in
  * its own directory with `config.json`, `compute.log` and `pgdata/`.
  * Pageservers, safekeepers and computes can be stopped, killed and started
  * again, computes added and tenants migrated (`_cluster_operations.ts`), from
@@ -36,13 +36,7 @@ import { type ClusterOperations, clusterOperations } from "./_cluster_operations
 import { createAdminHandler } from "./admin_api.ts";
 import { HarnessConflictError, HarnessNotFoundError } from "./_errors.ts";
 import { locatePostgresOnce } from "./pg_locate.ts";
-import {
-  assertReadableBy,
-  lookupUser,
-  type OsUser,
-  PG_OS_USER,
-  reapProcessesUsing,
-} from "./_processes.ts";
+import { assertComputeUserCanRead, reapProcessesUsing } from "./_processes.ts";
 
 export {
   md5Password,
@@ -154,8 +148,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     safekeeperLog,
     compactionThresholdBytes,
   } = options;
-  const user = await lookupUser(PG_OS_USER);
-  const managerRoot = await managerRootFor(user);
+  const managerRoot = await managerRootFor();
 
   const root = await Deno.makeTempDir({ dir: tmpDir, prefix: "compute-ctl-cluster-" });
   await Deno.chmod(root, 0o711);
@@ -183,7 +176,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     })();
 
   try {
-    const denoDir = await ownedDir(`${root}/deno`, user);
+    const denoDir = await ownedDir(`${root}/deno`);
     const jwt = await createJwtIssuer();
     const jwtPrivateKeyPath = `${root}/jwt_private_key.pem`;
     await Deno.writeTextFile(jwtPrivateKeyPath, jwt.privateKeyPem, { mode: 0o600 });
@@ -223,7 +216,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       root,
       denoDir,
       managerRoot,
-      user,
       pgbin,
       exitDelayMs,
       store,
@@ -354,11 +346,12 @@ async function lostPortRace(compute: ComputeHandle): Promise<boolean> {
 
 /**
  * The directory compute managers are launched from: the repository itself when
- * the OS user can read it, otherwise a world-readable copy of what the manager
- * needs (deno.json, deno.lock, src, node_modules), made once per process. A CI
- * checkout under a private home directory still works that way.
+ * the compute user can read it (always, unless the harness runs as root),
+ * otherwise a world-readable copy of what the manager needs (deno.json,
+ * deno.lock, src, node_modules), made once per process. A CI checkout under a
+ * private home directory still works that way.
  */
-export async function managerRootFor(user: OsUser): Promise<string> {
+export async function managerRootFor(): Promise<string> {
   const main = `${REPO_ROOT}/src/main.ts`;
   try {
     await Deno.stat(main);
@@ -366,7 +359,7 @@ export async function managerRootFor(user: OsUser): Promise<string> {
     throw new Error(`${main} does not exist: there is no compute manager to launch`);
   }
   try {
-    await assertReadableBy(user.name, [
+    await assertComputeUserCanRead([
       REPO_ROOT,
       `${REPO_ROOT}/deno.json`,
       `${REPO_ROOT}/src`,
@@ -375,7 +368,7 @@ export async function managerRootFor(user: OsUser): Promise<string> {
     ]);
     return REPO_ROOT;
   } catch (unreadable) {
-    stagedManagerRoot ??= stageManagerCopy(user);
+    stagedManagerRoot ??= stageManagerCopy();
     try {
       return await stagedManagerRoot;
     } catch (error) {
@@ -386,7 +379,7 @@ export async function managerRootFor(user: OsUser): Promise<string> {
 
 let stagedManagerRoot: Promise<string> | undefined;
 
-async function stageManagerCopy(user: OsUser): Promise<string> {
+async function stageManagerCopy(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "compute-ctl-manager-" });
   globalThis.addEventListener("unload", () => {
     try {
@@ -400,7 +393,7 @@ async function stageManagerCopy(user: OsUser): Promise<string> {
   if (!copy.success) throw new Error(`cp failed: ${new TextDecoder().decode(copy.stderr)}`);
   const chmod = await new Deno.Command("chmod", { args: ["-R", "a+rX", dir] }).output();
   if (!chmod.success) throw new Error(`chmod failed: ${new TextDecoder().decode(chmod.stderr)}`);
-  await assertReadableBy(user.name, [dir, `${dir}/src/main.ts`, `${dir}/node_modules`]);
+  await assertComputeUserCanRead([dir, `${dir}/src/main.ts`, `${dir}/node_modules`]);
   return dir;
 }
 

@@ -1,9 +1,9 @@
 /**
  * @module
- * fast_import run the way production runs it: as the unprivileged `postgres`
- * OS user (`runuser -u postgres -- env … deno run -P=fast_import
- * src/fast_import/main.ts …`) from the directory the compute managers are
- * launched from, with a clean environment. {@linkcode importDatabase} runs
+ * fast_import run the way production runs it: as the compute user (`deno run
+ * -P=fast_import src/fast_import/main.ts …`, through `runuser -u postgres --
+ * env …` when the harness is root) from the directory the compute managers
+ * are launched from, with a clean environment. {@linkcode importDatabase} runs
  * `pgdata` against a source database and turns what it published into a new
  * timeline of a cluster: the demo's `--import`.
  *
@@ -17,8 +17,7 @@ import { binDirOf } from "./base_image.ts";
 import { type Cluster, type ImportedTimeline, managerRootFor } from "./cluster.ts";
 import { randomHexId } from "./_compute_spec.ts";
 import { ownedDir } from "./_fs.ts";
-import { freePort, isRoot, lookupUser, PG_OS_USER } from "./_processes.ts";
-import { SYSTEM_PG_LIB } from "./pg_install.ts";
+import { computeUserCommand, DEFAULT_PATH, freePort, giveToComputeUser } from "./_processes.ts";
 
 /** How a run of fast_import ended. */
 export interface FastImportResult {
@@ -31,7 +30,7 @@ export interface FastImportResult {
 export interface RunFastImportOptions {
   /** fast_import's arguments (global flags, subcommand, its flags). */
   args: readonly string[];
-  /** Its whole environment besides `DENO_DIR`, `HOME` and `NO_COLOR`. */
+  /** Its whole environment besides `PATH`, `DENO_DIR`, `HOME` and `NO_COLOR`. */
   env?: Record<string, string>;
   /** Extra `deno run` flags, e.g. `--allow-run=…` for a `--pg-bin-dir` elsewhere. */
   denoFlags?: readonly string[];
@@ -41,7 +40,7 @@ export interface RunFastImportOptions {
 
 let denoDir: Promise<string> | undefined;
 
-/** A DENO_DIR the `postgres` user may write, made once per process and removed at exit. */
+/** A DENO_DIR the compute user may write, made once per process and removed at exit. */
 function sharedDenoDir(): Promise<string> {
   denoDir ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "fast-import-deno-" });
@@ -52,57 +51,40 @@ function sharedDenoDir(): Promise<string> {
         // already gone
       }
     });
-    if (isRoot()) {
-      const user = await lookupUser(PG_OS_USER);
-      await Deno.chown(dir, user.uid, user.gid);
-    }
+    await giveToComputeUser(dir);
     return dir;
   })();
   return denoDir;
 }
 
-/** Runs fast_import to completion as the `postgres` OS user; never throws for a non-zero exit. */
+/** Runs fast_import to completion as the compute user; never throws for a non-zero exit. */
 export async function runFastImport(options: RunFastImportOptions): Promise<FastImportResult> {
-  const user = await lookupUser(PG_OS_USER);
-  const root = await managerRootFor(user);
+  const root = await managerRootFor();
   const home = await sharedDenoDir();
-  const env = { HOME: home, DENO_DIR: home, NO_COLOR: "1", ...options.env };
-  const denoArgs = [
-    "run",
-    "-P=fast_import",
-    ...(options.denoFlags ?? []),
-    join(root, "src", "fast_import", "main.ts"),
-    ...options.args,
-  ];
-  const path = { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" };
-  const command = isRoot()
-    ? new Deno.Command("runuser", {
-      args: [
-        "-u",
-        user.name,
-        "--",
-        "env",
-        ...Object.entries(env).map(([key, value]) => `${key}=${value}`),
-        Deno.execPath(),
-        ...denoArgs,
-      ],
+  const child = computeUserCommand(
+    Deno.execPath(),
+    [
+      "run",
+      "-P=fast_import",
+      ...(options.denoFlags ?? []),
+      join(root, "src", "fast_import", "main.ts"),
+      ...options.args,
+    ],
+    {
       cwd: root,
       clearEnv: true,
-      env: path,
+      env: {
+        PATH: Deno.env.get("PATH") ?? DEFAULT_PATH,
+        HOME: home,
+        DENO_DIR: home,
+        NO_COLOR: "1",
+        ...options.env,
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    })
-    : new Deno.Command(Deno.execPath(), {
-      args: denoArgs,
-      cwd: root,
-      clearEnv: true,
-      env: { ...path, ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    });
-  const child = command.spawn();
+    },
+  ).spawn();
   const lines: string[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     let buffered = "";
@@ -126,13 +108,12 @@ export async function runFastImport(options: RunFastImportOptions): Promise<Fast
 
 /**
  * The deno flags that grant the `fast_import` set's `run` list in `binDir`
- * instead of the system's PostgreSQL 15 (nothing for the system's own).
+ * (nothing when the set already names `binDir`'s programs).
  */
 export function fastImportRunFlags(managerRoot: string, binDir: string): string[] {
-  const systemBin = join(SYSTEM_PG_LIB, "bin");
-  if (binDir === systemBin) return [];
   const config = JSON.parse(Deno.readTextFileSync(join(managerRoot, "deno.json")));
   const run: string[] = config.permissions.fast_import.run;
+  if (run.some((entry) => dirname(entry) === binDir)) return [];
   return [`--allow-run=${run.map((entry) => join(binDir, basename(entry))).join(",")}`];
 }
 
@@ -158,12 +139,11 @@ export async function importDatabase(
   cluster: Pick<Cluster, "root" | "pgbin" | "importTimeline">,
   { source, tenantId = randomHexId(), timelineId = randomHexId(), onLine }: ImportDatabaseOptions,
 ): Promise<ImportedTimeline> {
-  const user = await lookupUser(PG_OS_USER);
   const binDir = binDirOf(cluster.pgbin);
   await Deno.mkdir(join(cluster.root, "imports"), { recursive: true, mode: 0o711 });
-  const dir = await ownedDir(join(cluster.root, "imports", timelineId), user);
+  const dir = await ownedDir(join(cluster.root, "imports", timelineId));
   try {
-    const published = await ownedDir(join(dir, "published"), user);
+    const published = await ownedDir(join(dir, "published"));
     const { code, output } = await runFastImport({
       args: [
         "--working-directory",
@@ -180,7 +160,7 @@ export async function importDatabase(
         "--pg-port",
         String(freePort()),
       ],
-      denoFlags: fastImportRunFlags(await managerRootFor(user), binDir),
+      denoFlags: fastImportRunFlags(await managerRootFor(), binDir),
       onLine,
     });
     if (code !== 0) {

@@ -2,16 +2,22 @@
  * @module
  * Runs the command-line cases of the bad-input corpus: the manager started
  * as production starts it (`deno run -P=compute src/main.ts …` as the
- * `postgres` user, clean environment, from the repository root), with the
+ * compute user, clean environment, from the repository root), with the
  * case's arguments and `--config` file, each in its own directory of a
- * sandbox the `postgres` user owns. A run that outlives its time limit is
+ * sandbox the compute user owns. A run that outlives its time limit is
  * killed and reported, so an input the manager wrongly accepts cannot hang
  * the test.
  */
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../../harness/cluster.ts";
-import { childPids, lookupUser, PG_OS_USER, signalQuietly } from "../../harness/_processes.ts";
+import {
+  computeUserCommand,
+  DEFAULT_PATH,
+  giveToComputeUser,
+  programPid,
+  signalQuietly,
+} from "../../harness/_processes.ts";
 import { cliHelp } from "../../src/cli.ts";
 import type { CliRequestSpec } from "./bad_input.ts";
 import { mutatedJson } from "./bad_input_body.ts";
@@ -34,7 +40,7 @@ export const CLI_BASE_CONFIG = {
 /** How long one run may take before it is killed as hung. */
 const RUN_TIMEOUT_MS = 30_000;
 
-/** A directory tree the `postgres` user owns, one sub-directory per run; disposing removes it. */
+/** A directory tree the compute user owns, one sub-directory per run; disposing removes it. */
 export interface CliSandbox extends AsyncDisposable {
   /** Runs one case; resolves with what the manager did and the placeholder values of the run. */
   run(request: CliRequestSpec): Promise<{ outcome: CliOutcome; vars: Record<string, string> }>;
@@ -42,18 +48,17 @@ export interface CliSandbox extends AsyncDisposable {
 
 /** Creates the sandbox under `/tmp` (which the `compute` permission set may read). */
 export async function createCliSandbox(): Promise<CliSandbox> {
-  const user = await lookupUser(PG_OS_USER);
   const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "bad-input-cli-" });
-  await Deno.chown(root, user.uid, user.gid);
+  await giveToComputeUser(root);
   const denoDir = join(root, "deno");
   await Deno.mkdir(denoDir);
-  await Deno.chown(denoDir, user.uid, user.gid);
+  await giveToComputeUser(denoDir);
   let runs = 0;
   return {
     run: async (request) => {
       const dir = join(root, `run-${++runs}`);
       await Deno.mkdir(dir);
-      await Deno.chown(dir, user.uid, user.gid);
+      await giveToComputeUser(dir);
       const vars = {
         CONFIG_PATH: join(dir, "config.json"),
         PGDATA: join(dir, "pgdata"),
@@ -85,32 +90,28 @@ async function runManager(
   args: readonly string[],
   { home, denoDir }: { home: string; denoDir: string },
 ): Promise<CliOutcome> {
-  const child = new Deno.Command("runuser", {
-    args: [
-      "-u",
-      PG_OS_USER,
-      "--",
-      "env",
-      `HOME=${home}`,
-      `DENO_DIR=${denoDir}`,
-      "NO_COLOR=1",
-      Deno.execPath(),
-      "run",
-      "-P=compute",
-      `${REPO_ROOT}/src/main.ts`,
-      ...args,
-    ],
-    cwd: REPO_ROOT,
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = computeUserCommand(
+    Deno.execPath(),
+    ["run", "-P=compute", `${REPO_ROOT}/src/main.ts`, ...args],
+    {
+      cwd: REPO_ROOT,
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? DEFAULT_PATH,
+        HOME: home,
+        DENO_DIR: denoDir,
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    },
+  ).spawn();
   let killed = false;
   const timer = setTimeout(async () => {
     killed = true;
-    for (const pid of await childPids(child.pid)) signalQuietly(pid, "SIGKILL");
+    const manager = await programPid(child);
+    if (manager !== undefined) signalQuietly(manager, "SIGKILL");
     signalQuietly(child.pid, "SIGKILL");
   }, RUN_TIMEOUT_MS);
   try {

@@ -1,7 +1,7 @@
 /**
  * @module
  * The HTTP baseline's lifecycle: copy what the manager answers on some paths,
- * start `_bare_server.ts` as the unprivileged user (like the manager, through
+ * start `_bare_server.ts` as the compute user (like the manager, through
  * `runuser` when this process is root) and stop it again. Also the RSS of a
  * process, read from `/proc`, for the memory benchmark.
  */
@@ -9,10 +9,9 @@
 import type { ComputeHandle } from "../../harness/cluster.ts";
 import { ownedDir } from "../../harness/_fs.ts";
 import {
-  childPids,
   isRoot,
-  lookupUser,
   pgUserCommand,
+  programPid,
   signalQuietly,
   sleep,
 } from "../../harness/_processes.ts";
@@ -46,9 +45,9 @@ export async function copyAnswers(
 }
 
 /**
- * Starts the bare `Deno.serve` answering `answers`, as the Postgres OS user
- * when root, with its answers file and `DENO_DIR` in `workDir` (which that
- * user must be able to enter); waits until it listens.
+ * Starts the bare `Deno.serve` answering `answers`, as the compute user,
+ * with its answers file and `DENO_DIR` in `workDir` (which that user must be
+ * able to enter); waits until it listens.
  */
 export async function startBareServer(
   workDir: string,
@@ -58,7 +57,7 @@ export async function startBareServer(
   const answersPath = `${workDir}/bare-answers-${id}.json`;
   await Deno.writeTextFile(answersPath, JSON.stringify(answers), { mode: 0o644 });
   const env: Record<string, string> = { NO_COLOR: "1" };
-  if (isRoot()) env.DENO_DIR = await ownedDir(`${workDir}/bare-deno-${id}`, await lookupUser());
+  if (isRoot()) env.DENO_DIR = await ownedDir(`${workDir}/bare-deno-${id}`);
   const child = pgUserCommand(
     Deno.execPath(),
     [
@@ -72,7 +71,7 @@ export async function startBareServer(
     { env, stdin: "null", stdout: "piped", stderr: "piped" },
   ).spawn();
   const stop = async () => {
-    const pid = isRoot() ? (await childPids(child.pid))[0] : child.pid;
+    const pid = await programPid(child);
     signalQuietly(pid ?? child.pid, "SIGTERM");
     const timedOut = await Promise.race([
       child.status.then(() => false),
@@ -86,7 +85,7 @@ export async function startBareServer(
   };
   try {
     const port = await readPort(child.stdout, drain(child.stderr));
-    const pid = isRoot() ? (await childPids(child.pid))[0] : child.pid;
+    const pid = await programPid(child);
     if (pid === undefined) throw new Error("the bare server's deno process is gone");
     return { url: `http://127.0.0.1:${port}`, pid, [Symbol.asyncDispose]: stop };
   } catch (error) {

@@ -13,13 +13,7 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { type Cluster, type ComputeHandle, startCluster } from "../../harness/cluster.ts";
 import { ownedDir } from "../../harness/_fs.ts";
-import {
-  freePort,
-  lookupUser,
-  type OsUser,
-  pgUserCommand,
-  signalQuietly,
-} from "../../harness/_processes.ts";
+import { freePort, pgUserCommand, signalQuietly } from "../../harness/_processes.ts";
 import { binDirOf } from "../../harness/base_image.ts";
 import { COMPUTE_SERVER_SETTINGS } from "../../harness/_compute_spec.ts";
 import { waitForPostgresReady } from "../_support/local_postgres.ts";
@@ -53,7 +47,6 @@ export interface StartupBench extends AsyncDisposable {
   cluster: Cluster;
   tenantId: string;
   timelineId: string;
-  user: OsUser;
   /** A fresh compute id each call. */
   nextId(prefix: string): string;
 }
@@ -69,7 +62,6 @@ export async function openStartupBench(): Promise<StartupBench> {
       cluster,
       tenantId: first.tenantId,
       timelineId: first.timelineId,
-      user: await lookupUser(),
       nextId: (prefix) => `${prefix}-${++counter}`,
       [Symbol.asyncDispose]: () => cluster.close(),
     };
@@ -234,7 +226,7 @@ export async function fetchBasebackupBytes(bench: StartupBench): Promise<Uint8Ar
  * remove the directory.
  */
 export async function baselineStart(bench: StartupBench): Promise<BaselineStart> {
-  const root = await ownedDir(join(bench.cluster.root, bench.nextId("baseline")), bench.user);
+  const root = await ownedDir(join(bench.cluster.root, bench.nextId("baseline")));
   const pgdata = join(root, "pgdata");
   try {
     const started = performance.now();

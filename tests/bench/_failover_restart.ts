@@ -14,7 +14,6 @@
 
 import pg from "pg";
 import type { Cluster, ComputeHandle } from "../../harness/cluster.ts";
-import { lookupUser } from "../../harness/_processes.ts";
 import { parseLsn } from "../../src/api/lsn.ts";
 import type { ComputeMetrics } from "../../src/api/responses.ts";
 import {
@@ -31,17 +30,16 @@ import { batchRows, MIB, mibBetween } from "./_failover_plan.ts";
 const TABLE = "bench_wal";
 
 /** The timeline the restarts run on, as the cold-start helpers want it. */
-export async function restartBench(
+export function restartBench(
   cluster: Cluster,
   tenantId: string,
   timelineId: string,
-): Promise<StartupBench> {
+): StartupBench {
   let counter = 0;
   return {
     cluster,
     tenantId,
     timelineId,
-    user: await lookupUser(),
     nextId: (prefix) => `${prefix}-${++counter}`,
     // The cluster belongs to the caller.
     [Symbol.asyncDispose]: () => Promise.resolve(),

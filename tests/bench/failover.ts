@@ -53,7 +53,7 @@ export const benchmark: Benchmark = async ({ quick, repetitions, log }) => {
   });
   await cluster.computeAction(compute.id, "stop");
 
-  const bench = await restartBench(cluster, compute.tenantId, compute.timelineId);
+  const bench = restartBench(cluster, compute.tenantId, compute.timelineId);
   const rows: BenchRow[] = [failoverRow(failovers)];
   for (const walMiB of walSizesMiB(quick)) {
     const wal = await prepareWal(bench, walMiB, log);

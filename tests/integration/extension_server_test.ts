@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { type JsonObject, startCluster } from "../../harness/cluster.ts";
 import { startExtensionStore } from "../../harness/extension_store.ts";
-import { copyPgInstall, SYSTEM_PG_LIB, SYSTEM_PG_SHARE } from "../../harness/pg_install.ts";
+import { copyPgInstall } from "../../harness/pg_install.ts";
 import { assertRequestId } from "../_support/http.ts";
 import { eventually, metricValue, query } from "./_helpers.ts";
 
@@ -29,7 +29,7 @@ const REMOTE_EXTENSIONS: JsonObject = {
 Deno.test("extension_server downloads real extensions; every refusal has its code", async () => {
   await using install = await copyPgInstall({ withoutExtensions: ["pg_trgm", "fuzzystrmatch"] });
   await using store = await startExtensionStore({
-    source: { sharedir: SYSTEM_PG_SHARE, pkglibdir: `${SYSTEM_PG_LIB}/lib` },
+    source: { sharedir: install.original.sharedir, pkglibdir: install.original.pkglibdir },
     extensions: ["pg_trgm", "fuzzystrmatch"],
   });
   const remoteExt = ["--remote-ext-base-url", store.url];

@@ -1,6 +1,6 @@
 /**
  * Least privilege, shown rather than assumed. Under the `compute` permission
- * set of `deno.json` (what every manager runs under, as the `postgres` user):
+ * set of `deno.json` (what every manager runs under, as the compute user):
  * Deno itself refuses a read, a write, a program, a variable and a host
  * outside the set (a probe script run exactly like the manager; `127.0.0.2` is
  * loopback, and something listens there, but the set grants `127.0.0.1`
@@ -21,7 +21,7 @@ import {
   startCluster,
   withPageserver,
 } from "../../harness/cluster.ts";
-import { lookupUser, pgUserCommand } from "../../harness/_processes.ts";
+import { pgUserCommand } from "../../harness/_processes.ts";
 import { ownedDir } from "../../harness/_fs.ts";
 import { emptyRecord, type FamilyRecord, recordFamily } from "../../harness/reliability/record.ts";
 import { query, within } from "./_helpers.ts";
@@ -163,14 +163,13 @@ Deno.test("under -P=compute Deno refuses what the set does not grant", async () 
   // The host is reachable: only the permission set stands in the way.
   (await Deno.connect({ hostname: UNGRANTED_HOST, port: ungranted.port })).close();
 
-  const user = await lookupUser();
   const dir = await Deno.makeTempDir({ prefix: "least-privilege-" });
   try {
     await Deno.chmod(dir, 0o755);
-    const denoDir = await ownedDir(join(dir, "deno"), user);
+    const denoDir = await ownedDir(join(dir, "deno"));
     await Deno.writeTextFile(join(dir, "granted.txt"), "inside /tmp");
     await Deno.writeTextFile(join(dir, "probe.js"), PROBE_SOURCE);
-    const managerRoot = await managerRootFor(user);
+    const managerRoot = await managerRootFor();
     const output = await pgUserCommand(
       Deno.execPath(),
       [
