@@ -9,7 +9,7 @@
 
 import { formatLsn, type Lsn } from "../api/lsn.ts";
 import type { ComputeStatus, TerminateMode, TerminateResponse } from "../api/responses.ts";
-import { exitAfterLogs, getLogger } from "../log.ts";
+import { getLogger } from "../log.ts";
 import type { PostgresProcess } from "../postgres/process.ts";
 import { type ComputeState, InvalidStatusError } from "./state.ts";
 
@@ -97,12 +97,14 @@ export const FORWARDED_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "
 
 /**
  * Installs handlers for SIGINT, SIGTERM and SIGQUIT that call `forward` and
- * then `exit(1)` without waiting for Postgres (by default once the queued log
- * lines are written). Returns a function removing them.
+ * then `exit(1)` at once, as Neon's does: nothing else runs in between, so a
+ * request waiting on the apply is never answered (its connection closes). By
+ * default `Deno.exit`, whose `unload` writes the queued log lines
+ * synchronously. Returns a function removing them.
  */
 export function installSignalHandlers(
   forward: () => void,
-  exit: (code: number) => void = (code) => void exitAfterLogs(code),
+  exit: (code: number) => void = (code) => Deno.exit(code),
 ): () => void {
   const handlers = FORWARDED_SIGNALS.map((signal) => {
     const handler = () => {

@@ -78,7 +78,8 @@ export function expositionProblems(text: string): string[] {
     if (types.get(family) === "counter" && !family.endsWith("_total")) {
       problems.push(`${at}: counter ${family} is not named *_total`);
     }
-    const others = labels.replace(/(^|,)le="[^"]*"/, "");
+    const pairs = [...labels.matchAll(new RegExp(LABEL, "g"))].map((pair) => pair[0]);
+    const others = pairs.filter((pair) => !pair.startsWith('le="')).join(",");
     if (name === `${family}_bucket`) {
       const le = /(?:^|,)le="([^"]*)"/.exec(labels)?.[1];
       if (le === undefined) problems.push(`${at}: bucket without le`);

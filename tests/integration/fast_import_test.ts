@@ -181,7 +181,7 @@ Deno.test({
                 await Deno.writeTextFile(`${path}/pgdata/PG_VERSION`, "15\n");
               },
               500,
-              /pg_controldata/,
+              /global\/pg_control/,
             ],
           ];
           await Deno.mkdir(bogus);

@@ -28,9 +28,14 @@ Deno.test("what prom-client writes passes", async () => {
     x: 'q"uote',
   });
   new Gauge({ name: "g", help: "g", registers: [registry] }).set(NaN);
-  const histogram = new Histogram({ name: "h_seconds", help: "h", registers: [registry] });
-  histogram.observe(0.2);
-  histogram.observe(20);
+  const histogram = new Histogram({
+    name: "h_seconds",
+    help: "h",
+    labelNames: ["route"],
+    registers: [registry],
+  });
+  histogram.observe({ route: "/status" }, 0.2);
+  histogram.observe({ route: "/metrics" }, 20);
   assert.deepEqual(expositionProblems(await registry.metrics()), []);
 });
 
