@@ -1,8 +1,10 @@
 /**
  * @module
  * The manager's entry point: parse the command line, refuse to run as root,
- * obtain the config (file or control plane), start the two HTTP servers, run
- * the compute, shut the servers down, and exit with the compute's code.
+ * check that the permissions it runs under grant what the flags name and that
+ * `--pgbin` is PostgreSQL 14 to 17, obtain the config (file or control
+ * plane), start the two HTTP servers, run the compute, shut the servers down,
+ * and exit with the compute's code.
  *
  * ```sh
  * deno run -P=compute src/main.ts --pgdata … --connstr … --compute-id … --config …
@@ -24,12 +26,10 @@ import { startInternalServer } from "./http/internal.ts";
 import { BindError, type HttpServer } from "./http/server.ts";
 import { errorMessage, exitAfterLogs, getLogger, registerSecret, setupLogging } from "./log.ts";
 import { buildTag } from "./metrics.ts";
-import {
-  communicatorWarning,
-  refusals,
-  specRequirements,
-  startupRequirements,
-} from "./permission_checks.ts";
+import { refusals } from "./permissions/refusals.ts";
+import { specRequirements } from "./permissions/spec.ts";
+import { communicatorWarning, installCheck, startupRequirements } from "./permissions/startup.ts";
+import { postgresMajor } from "./postgres/pg_version.ts";
 
 const log = getLogger("main");
 
@@ -112,9 +112,17 @@ export async function main(args: readonly string[]): Promise<number> {
     return 1;
   }
   log.info("starting compute_ctl", { build_tag: buildTag() });
-  if (logRefusals(await refusals(startupRequirements(cli)))) return 1;
+  const install = await installCheck(cli);
+  if (logRefusals(await refusals([...startupRequirements(cli), ...install.requirements]))) return 1;
+  for (const warning of install.warnings) log.warn(warning);
   const communicator = await communicatorWarning(cli.pgdata);
   if (communicator !== undefined) log.warn(communicator);
+  try {
+    log.info("found PostgreSQL", { major: await postgresMajor(cli.pgbin), pgbin: cli.pgbin });
+  } catch (error) {
+    log.error(errorMessage(error));
+    return 1;
+  }
 
   let settings: NodeSettings;
   try {

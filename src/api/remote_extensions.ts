@@ -60,7 +60,7 @@ export interface ArchiveTarget {
   buildTag: string;
   /** `amd64` or `arm64` (see {@link goArch}). */
   arch: string;
-  /** `v14` … `v17` (see {@link pgMajorVersion}). */
+  /** `v14` … `v17`: the install's major. */
   pgMajor: string;
 }
 
@@ -81,14 +81,4 @@ export function goArch(arch: string = Deno.build.arch): string {
   if (arch === "x86_64") return "amd64";
   if (arch === "aarch64") return "arm64";
   return arch;
-}
-
-/**
- * The major version label of `pg_config --version` output: `PostgreSQL 15.4
- * (Debian …)` → `v15`, also for `17devel` / `16beta2`. Throws for anything else.
- */
-export function pgMajorVersion(versionText: string): string {
-  const match = /^PostgreSQL (\d+)/.exec(versionText.trim());
-  if (!match) throw new Error(`unsupported postgres version ${JSON.stringify(versionText)}`);
-  return `v${match[1]}`;
 }

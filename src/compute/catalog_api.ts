@@ -64,8 +64,9 @@ export function dbsAndRoles(node: ComputeNode): Promise<CatalogObjects> {
 /**
  * `/database_schema`: the streamed `pg_dump --schema-only` of `database`; any
  * status. Throws {@linkcode DatabaseNotFoundError}, or an error whose message
- * is `failed to execute pg_dump` (spawn failure, no output) or `unexpected I/O
- * error` (the connection string lacks host, port or user).
+ * is `failed to execute pg_dump` (spawn failure, no output; followed by the
+ * reason when the install has no pg_dump or it is not granted) or `unexpected
+ * I/O error` (the connection string lacks host, port or user).
  */
 export async function databaseSchema(
   node: ComputeNode,
@@ -78,8 +79,19 @@ export async function databaseSchema(
     if (!(error instanceof SchemaDumpError)) throw error;
     if (error.kind === "database_does_not_exist") throw new DatabaseNotFoundError(database);
     log.warn("schema dump failed", { database, error: causeChain(error) });
-    const message = error.kind === "io" ? "failed to execute pg_dump" : "unexpected I/O error";
-    throw new Error(message, { cause: error });
+    throw new Error(schemaDumpMessage(error), { cause: error });
+  }
+}
+
+/** Neon's words for a failed dump; when pg_dump cannot be used at all, also why. */
+function schemaDumpMessage(error: SchemaDumpError): string {
+  switch (error.kind) {
+    case "unavailable":
+      return `failed to execute pg_dump: ${error.message}`;
+    case "unexpected":
+      return "unexpected I/O error";
+    default:
+      return "failed to execute pg_dump";
   }
 }
 

@@ -14,14 +14,15 @@ import type { ParsedSpec } from "../api/parsed_spec.ts";
 import {
   type ArchiveTarget,
   goArch,
-  pgMajorVersion,
   RemoteExtensionNotFoundError,
   remoteExtensionPath,
   resolveRemoteExtension,
 } from "../api/remote_extensions.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { buildTag, remoteExtRequests } from "../metrics.ts";
-import { type PgInstallInfo, readPgConfig } from "../postgres/pg_config.ts";
+import type { InstallDirs } from "../postgres/install_layout.ts";
+import { installDirs } from "../postgres/pg_config.ts";
+import { type PgMajor, pgMajorLabel, postgresMajor } from "../postgres/pg_version.ts";
 import {
   downloadExtension,
   type ExtensionDownloadRequest,
@@ -88,7 +89,10 @@ export class KeyedSingleFlight {
 export interface ExtensionServerOptions {
   /** `--remote-ext-base-url` (ending in `/`); undefined when remote extensions are off. */
   baseUrl?: string;
-  /** `--pgbin`: `pg_config` beside it says the version and the install directories. */
+  /**
+   * `--pgbin`: its `--version` says the major the archives are built for;
+   * `pg_config` beside it, or else the install's layout, where they go.
+   */
   pgbin: string;
   /** The spec in force, or null before one arrived. */
   currentSpec: () => ParsedSpec | null;
@@ -97,9 +101,17 @@ export interface ExtensionServerOptions {
   /** Default: this machine's, in Go's naming. */
   arch?: string;
   /** Replaceable for tests. */
-  readPgConfig?: (pgbin: string) => Promise<PgInstallInfo>;
+  pgMajor?: (pgbin: string) => Promise<PgMajor>;
+  /** Replaceable for tests. */
+  installDirs?: (pgbin: string) => Promise<InstallDirs>;
   /** Replaceable for tests. */
   download?: (request: ExtensionDownloadRequest) => Promise<ExtensionInstallResult>;
+}
+
+/** What the archives are chosen by and installed into. */
+interface PgInstall {
+  major: PgMajor;
+  dirs: InstallDirs;
 }
 
 /** Serves extension downloads for one compute. */
@@ -107,19 +119,22 @@ export class ExtensionServer {
   readonly #options: ExtensionServerOptions;
   readonly #downloads = new KeyedSingleFlight();
   readonly #requests = new TaskGroup("extension server");
-  #install: Promise<PgInstallInfo> | undefined;
+  #install: Promise<PgInstall> | undefined;
 
   constructor(options: ExtensionServerOptions) {
     this.#options = options;
   }
 
-  /** `pg_config`'s answer, asked once (a failure is asked again next time). */
-  #pgInstall(): Promise<PgInstallInfo> {
-    const read = this.#options.readPgConfig ?? readPgConfig;
-    this.#install ??= read(this.#options.pgbin).catch((error) => {
-      this.#install = undefined;
-      throw error;
-    });
+  /** The install's major and directories, asked once (a failure is asked again next time). */
+  #pgInstall(): Promise<PgInstall> {
+    const { pgbin } = this.#options;
+    const major = this.#options.pgMajor ?? postgresMajor;
+    const dirs = this.#options.installDirs ?? installDirs;
+    this.#install ??= (async () => ({ major: await major(pgbin), dirs: await dirs(pgbin) }))()
+      .catch((error) => {
+        this.#install = undefined;
+        throw error;
+      });
     return this.#install;
   }
 
@@ -171,7 +186,7 @@ export class ExtensionServer {
       const target: ArchiveTarget = {
         buildTag: this.#options.buildTag ?? buildTag(),
         arch: this.#options.arch ?? goArch(),
-        pgMajor: pgMajorVersion(install.version),
+        pgMajor: pgMajorLabel(install.major),
       };
       const path = remoteExtensionPath(target, extension);
       if (this.#downloads.isDone(path)) {
@@ -182,7 +197,7 @@ export class ExtensionServer {
           extension,
           baseUrl,
           path,
-          dirs: install,
+          dirs: install.dirs,
           onAttempt: (httpStatus, file) =>
             remoteExtRequests.inc({ http_status: httpStatus, filename: file }),
         });

@@ -24,7 +24,7 @@ import {
 } from "../api/responses.ts";
 import type { ComputeSpec } from "../api/spec.ts";
 import { errorMessage, exitAfterLogs, getLogger } from "../log.ts";
-import { assertSpecGranted, grantedConfig } from "../permission_checks.ts";
+import { assertSpecGranted, grantedConfig } from "../permissions/spec.ts";
 import { spawnPostgres, waitForReady } from "../postgres/process.ts";
 import { endOfRecoveryLsn, removeRecoverySignals } from "../postgres/promote.ts";
 import { requestRefresh, specAdmission } from "./config_requests.ts";

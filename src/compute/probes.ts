@@ -1,8 +1,9 @@
 /**
  * @module
  * Health probes the HTTP API offers: the write check (`running` only), the
- * `pg_isready` liveness probe and the communicator's autoscaling metrics (any
- * status; they simply fail while Postgres is down).
+ * `pg_isready` liveness probe (in-process when the install has no
+ * `pg_isready`) and the communicator's autoscaling metrics (any status; they
+ * simply fail while Postgres is down).
  */
 
 import { causeChain } from "../cause_chain.ts";
@@ -33,9 +34,10 @@ export async function checkWritability(node: ComputeNode): Promise<true> {
 }
 
 /**
- * `/hadron_liveness_probe`: `pg_isready` on the connstr's port. Resolves
- * `"ok"`; throws `Failed to get the port from the connection string` or
- * `could not run \`<bin> --port <port>\``.
+ * `/hadron_liveness_probe`: `pg_isready` on the connstr's port (in-process
+ * when the install has none). Resolves `"ok"`; throws `Failed to get the port
+ * from the connection string`, `could not run \`<bin> --port <port>\``, or the
+ * in-process check's `no response from Postgres at …` / `… rejects connections`.
  */
 export async function livenessProbe(node: ComputeNode): Promise<"ok"> {
   const target = probeTarget(node.settings.connstr);

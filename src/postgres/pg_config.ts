@@ -1,40 +1,39 @@
 /**
  * @module
- * What `pg_config` (beside `--pgbin`) says about the Postgres install: its
- * version and where extensions go (`--sharedir`/extension for control and SQL
- * files, `--pkglibdir` for libraries). A relocated install reports its own
- * location, so the paths follow wherever the binaries were copied.
+ * What `pg_config` beside `--pgbin` says about where the install keeps
+ * extensions (`--sharedir`: control and SQL files in its `extension/`;
+ * `--pkglibdir`: libraries). A relocated install reports its own location.
+ * `pg_config` is optional: Debian ships it, PostgreSQL from npm does not, and
+ * a permission set may leave it out; then the answer is undefined and the
+ * caller reads the install's layout instead.
  */
 
-import { siblingBinary } from "./process.ts";
+import { type InstallDirs, installDirsFromLayout } from "./install_layout.ts";
+import { isMissingProgram, mayRun, siblingBinary } from "./programs.ts";
 
-/** The parts of `pg_config` the extension downloader needs. */
-export interface PgInstallInfo {
-  /** `pg_config --version`, e.g. `PostgreSQL 15.4 (Debian 15.4-1)`. */
-  version: string;
-  /** `pg_config --sharedir`. */
-  sharedir: string;
-  /** `pg_config --pkglibdir`. */
-  pkglibdir: string;
-}
-
-/** `pg_config` failed or printed something unexpected. */
+/** `pg_config` ran but failed or printed something unexpected. */
 export class PgConfigError extends Error {
   override name = "PgConfigError";
 }
 
-/** Runs `<dir of pgbin>/pg_config --version --sharedir --pkglibdir` and reads its three lines. */
-export async function readPgConfig(pgbin: string): Promise<PgInstallInfo> {
+/**
+ * Runs `<dir of pgbin>/pg_config --sharedir --pkglibdir` and reads its two
+ * lines. Undefined when there is no such program or this process may not run
+ * it; throws {@linkcode PgConfigError} when it fails.
+ */
+export async function readPgConfigDirs(pgbin: string): Promise<InstallDirs | undefined> {
   const binary = siblingBinary(pgbin, "pg_config");
+  if (!(await mayRun(binary))) return undefined;
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(binary, {
-      args: ["--version", "--sharedir", "--pkglibdir"],
+      args: ["--sharedir", "--pkglibdir"],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).output();
   } catch (error) {
+    if (isMissingProgram(error)) return undefined;
     throw new PgConfigError(`could not run ${binary}: ${(error as Error).message}`);
   }
   const decoder = new TextDecoder();
@@ -44,9 +43,21 @@ export async function readPgConfig(pgbin: string): Promise<PgInstallInfo> {
     );
   }
   const lines = decoder.decode(output.stdout).split("\n").map((line) => line.trim());
-  const [version, sharedir, pkglibdir] = lines;
-  if (!version || !sharedir || !pkglibdir) {
+  const [sharedir, pkglibdir] = lines;
+  if (!sharedir || !pkglibdir) {
     throw new PgConfigError(`unexpected output of ${binary}: ${JSON.stringify(lines)}`);
   }
-  return { version, sharedir, pkglibdir };
+  return { sharedir, pkglibdir };
+}
+
+/**
+ * Where the install of `pgbin` keeps extensions: `pg_config`'s answer when it
+ * is there and may run, else the install's layout (see
+ * {@linkcode installDirsFromLayout}, whose error it throws when neither tells).
+ */
+export async function installDirs(pgbin: string): Promise<InstallDirs> {
+  const fromPgConfig = await readPgConfigDirs(pgbin);
+  if (fromPgConfig !== undefined) return fromPgConfig;
+  const { sharedir, pkglibdir } = await installDirsFromLayout(pgbin);
+  return { sharedir, pkglibdir };
 }

@@ -10,14 +10,18 @@
  */
 
 import { getLogger } from "../log.ts";
-import { siblingBinary } from "./process.ts";
+import { isMissingProgram, programStatus, siblingBinary } from "./programs.ts";
 
 const log = getLogger("pg_dump");
 
-/** Why a dump could not start; `kind` picks the HTTP answer. */
+/**
+ * Why a dump could not start; `kind` picks the HTTP answer. `unavailable`:
+ * the install has no pg_dump (PostgreSQL from npm has none) or this process
+ * may not run it; the message says which.
+ */
 export class SchemaDumpError extends Error {
   constructor(
-    readonly kind: "database_does_not_exist" | "io" | "unexpected",
+    readonly kind: "database_does_not_exist" | "io" | "unavailable" | "unexpected",
     message: string,
     options?: ErrorOptions,
   ) {
@@ -78,15 +82,17 @@ export interface DumpSchemaOptions {
 /**
  * Starts pg_dump and waits for its first output. Resolves with the dump as a
  * byte stream (cancel it to kill pg_dump); throws a {@linkcode
- * SchemaDumpError}: `database_does_not_exist`, `io` (spawn failure, or no
- * output at all), or `unexpected` (see {@linkcode dumpTarget}). pg_dump's
- * stderr is logged as warnings.
+ * SchemaDumpError}: `database_does_not_exist`, `unavailable` (no pg_dump in
+ * the install, or not granted), `io` (spawn failure, or no output at all), or
+ * `unexpected` (see {@linkcode dumpTarget}). pg_dump's stderr is logged as
+ * warnings.
  */
 export async function dumpSchema(
   { pgbin, connstr, database }: DumpSchemaOptions,
 ): Promise<ReadableStream<Uint8Array>> {
   const target = dumpTarget(connstr);
   const bin = siblingBinary(pgbin, "pg_dump");
+  await assertPgDumpUsable(pgbin, bin);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(bin, {
@@ -97,6 +103,7 @@ export async function dumpSchema(
       stderr: "piped",
     }).spawn();
   } catch (error) {
+    if (isMissingProgram(error)) throw missingPgDump(bin);
     throw new SchemaDumpError("io", `could not start ${bin}`, { cause: error });
   }
   const kill = () => {
@@ -160,6 +167,27 @@ export async function dumpSchema(
       await stdout.cancel().catch(() => {});
     },
   });
+}
+
+/** Throws `unavailable` when the install has no pg_dump or this process may not run it. */
+async function assertPgDumpUsable(pgbin: string, bin: string): Promise<void> {
+  const status = await programStatus(pgbin, "pg_dump");
+  if (status === "missing") throw missingPgDump(bin);
+  if (status === "not_granted") {
+    throw new SchemaDumpError(
+      "unavailable",
+      `${bin} may not be run under the permissions this process was started with: add ` +
+        `${JSON.stringify(bin)} to "run" in the "compute" permission set of deno.json, or run ` +
+        `with --allow-run=${bin},<the set's "run" list>`,
+    );
+  }
+}
+
+function missingPgDump(bin: string): SchemaDumpError {
+  return new SchemaDumpError(
+    "unavailable",
+    `${bin} does not exist: pg_dump is not part of this PostgreSQL install`,
+  );
 }
 
 /** The lines of a byte stream, decoded as UTF-8 (invalid bytes replaced). */

@@ -9,6 +9,9 @@
 import { formatLsn, type Lsn, parseLsn } from "../api/lsn.ts";
 import { getLogger } from "../log.ts";
 import { collectLogs, type RecordSink, writePgLine } from "./log_collector.ts";
+import { siblingBinary } from "./programs.ts";
+
+export { siblingBinary };
 
 const log = getLogger("postgres");
 
@@ -45,12 +48,6 @@ export class PostgresStartError extends Error {
 /** Raised when `postgres --sync-safekeepers` fails or prints something that is not an LSN. */
 export class SyncSafekeepersError extends Error {
   override name = "SyncSafekeepersError";
-}
-
-/** The path of another Postgres binary in the directory of `pgbin` (`pg_ctl`, `initdb`, …). */
-export function siblingBinary(pgbin: string, name: string): string {
-  const slash = pgbin.lastIndexOf("/");
-  return slash < 0 ? name : `${pgbin.slice(0, slash + 1)}${name}`;
 }
 
 /** How long to wait for stderr to drain after the postmaster itself has exited. */

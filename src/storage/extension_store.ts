@@ -26,7 +26,7 @@ export class ExtensionDownloadError extends Error {
   override name = "ExtensionDownloadError";
 }
 
-/** Where an archive's files go: `pg_config --sharedir` and `--pkglibdir`. */
+/** Where an archive's files go: the install's `<sharedir>/extension` and `<pkglibdir>`. */
 export interface ExtensionDirs {
   sharedir: string;
   pkglibdir: string;

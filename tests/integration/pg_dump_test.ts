@@ -1,8 +1,8 @@
 /**
  * `dumpSchema` (`src/postgres/pg_dump.ts`) running a fake `pg_dump` (a shell
  * script next to a fake `--pgbin`): the database travels in `PGDATABASE`,
- * output streams through, "database does not exist" and silence are told
- * apart, and cancelling the stream kills pg_dump. The pure parts (target,
+ * output streams through, "database does not exist", silence and an install
+ * without pg_dump are told apart, and cancelling the stream kills pg_dump. The pure parts (target,
  * arguments, the missing-database line) are in `tests/unit/pg_dump_test.ts`.
  */
 
@@ -67,7 +67,7 @@ Deno.test("a missing database is recognised from the first stderr line", async (
   });
 });
 
-Deno.test("no output for another reason, or no pg_dump at all, is an I/O error", async () => {
+Deno.test("no output for another reason is an I/O error; no pg_dump at all says so", async () => {
   await withFakePgbin(async (pgbin, dir) => {
     await assert.rejects(
       () => dumpSchema({ pgbin, connstr: CONNSTR, database: "silent" }),
@@ -75,7 +75,10 @@ Deno.test("no output for another reason, or no pg_dump at all, is an I/O error",
     );
     await assert.rejects(
       () => dumpSchema({ pgbin: `${dir}/nowhere/postgres`, connstr: CONNSTR, database: "x" }),
-      (error) => error instanceof SchemaDumpError && error.kind === "io",
+      isKind(
+        "unavailable",
+        `${dir}/nowhere/pg_dump does not exist: pg_dump is not part of this PostgreSQL install`,
+      ),
     );
   });
 });

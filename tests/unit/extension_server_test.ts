@@ -13,6 +13,7 @@ import {
   KeyedSingleFlight,
 } from "../../src/compute/extension_server.ts";
 import type { ParsedSpec } from "../../src/api/parsed_spec.ts";
+import { PostgresVersionError } from "../../src/postgres/pg_version.ts";
 import type { ExtensionDownloadRequest } from "../../src/storage/extension_store.ts";
 import { testParsedSpec } from "../_support/specs.ts";
 
@@ -67,8 +68,8 @@ Deno.test("extension server: Neon's check order, one download per archive", asyn
       currentSpec: () => spec,
       buildTag: "tag",
       arch: "amd64",
-      readPgConfig: () =>
-        Promise.resolve({ version: "PostgreSQL 15.4", sharedir: "/s", pkglibdir: "/l" }),
+      pgMajor: () => Promise.resolve(15),
+      installDirs: () => Promise.resolve({ sharedir: "/s", pkglibdir: "/l" }),
       download: async (request) => {
         downloads.push(request);
         downloading.resolve();
@@ -114,7 +115,6 @@ Deno.test("extension server: Neon's check order, one download per archive", asyn
   assert.equal(downloads.length, 1);
   assert.equal(downloads[0].path, "tag/amd64/v15/extensions/pg_trgm.tar.zst");
   assert.deepEqual(downloads[0].dirs, {
-    version: "PostgreSQL 15.4",
     sharedir: "/s",
     pkglibdir: "/l",
   });
@@ -127,8 +127,8 @@ Deno.test("extension server: Neon's check order, one download per archive", asyn
     baseUrl: "http://store/",
     pgbin: "/pg/bin/postgres",
     currentSpec: () => spec,
-    readPgConfig: () =>
-      Promise.resolve({ version: "PostgreSQL 15.4", sharedir: "/s", pkglibdir: "/l" }),
+    pgMajor: () => Promise.resolve(15),
+    installDirs: () => Promise.resolve({ sharedir: "/s", pkglibdir: "/l" }),
     download: () => Promise.reject(new Error('error downloading extension "pg_trgm": "x"')),
   });
   assert.equal(
@@ -147,8 +147,8 @@ Deno.test("extension server: stop waits for a running download, then refuses req
     currentSpec: () => testParsedSpec({ remote_extensions: REMOTE }),
     buildTag: "tag",
     arch: "amd64",
-    readPgConfig: () =>
-      Promise.resolve({ version: "PostgreSQL 15.4", sharedir: "/s", pkglibdir: "/l" }),
+    pgMajor: () => Promise.resolve(15),
+    installDirs: () => Promise.resolve({ sharedir: "/s", pkglibdir: "/l" }),
     download: async () => {
       downloading.resolve();
       await gate.promise;
@@ -166,5 +166,37 @@ Deno.test("extension server: stop waits for a running download, then refuses req
   await assert.rejects(
     server.download("pg_trgm", false),
     /extension server: the compute is shutting down/,
+  );
+});
+
+Deno.test("extension server: the archive of the install's major; an unsupported one is named", async () => {
+  const paths: string[] = [];
+  const server = (major: () => Promise<15 | 17>) =>
+    new ExtensionServer({
+      baseUrl: "http://store/",
+      pgbin: "/pg/bin/postgres",
+      currentSpec: () => testParsedSpec({ remote_extensions: REMOTE }),
+      buildTag: "tag",
+      arch: "amd64",
+      pgMajor: major,
+      installDirs: () => Promise.resolve({ sharedir: "/s", pkglibdir: "/l" }),
+      download: (request) => {
+        paths.push(request.path);
+        return Promise.resolve({ bytes: 1, files: [] });
+      },
+    });
+  await server(() => Promise.resolve(17)).download("pg_trgm", false);
+  assert.deepEqual(paths, ["tag/amd64/v17/extensions/pg_trgm.tar.zst"]);
+  const old = server(() =>
+    Promise.reject(
+      new PostgresVersionError("--pgbin /pg/bin/postgres: PostgreSQL 13 is not supported"),
+    )
+  );
+  await assert.rejects(
+    old.download("pg_trgm", false),
+    new ExtensionServerError(
+      "download_failed",
+      "Failed to download a remote file: --pgbin /pg/bin/postgres: PostgreSQL 13 is not supported",
+    ),
   );
 });

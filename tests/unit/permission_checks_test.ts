@@ -1,23 +1,27 @@
 /**
- * `src/permission_checks.ts`: what the command line and a spec make the manager
- * use, checked against a fake permission query that grants like Deno does
- * (paths by prefix, programs exactly, hosts with any port, unix sockets
- * exactly), and the one-line refusals that name the setting and the grant.
+ * `src/permissions/`: what the command line, the install of `--pgbin` and a
+ * spec make the manager use, checked against a fake permission query that
+ * grants like Deno does (paths by prefix, programs exactly, hosts with any
+ * port, unix sockets exactly), and the one-line refusals that name the
+ * setting and the grant.
  */
 
 import assert from "node:assert/strict";
 import { SpecError } from "../../src/api/parsed_spec.ts";
 import { parseCli } from "../../src/cli.ts";
+import { type PermissionQuery, refusals } from "../../src/permissions/refusals.ts";
 import {
   assertSpecGranted,
-  communicatorWarning,
   grantedConfig,
-  type PermissionQuery,
   PermissionRefusedError,
-  refusals,
   specRequirements,
+} from "../../src/permissions/spec.ts";
+import {
+  communicatorWarning,
+  installCheck,
   startupRequirements,
-} from "../../src/permission_checks.ts";
+} from "../../src/permissions/startup.ts";
+import { InstallLayoutError } from "../../src/postgres/install_layout.ts";
 import { testParsedSpec } from "../_support/specs.ts";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -32,7 +36,7 @@ interface Grants {
 
 /** The `compute` set's grants that matter here, as `deno.json` has them. */
 const COMPUTE_SET: Required<Grants> = {
-  read: ["/tmp", "/var/db/postgres"],
+  read: ["/tmp", "/var/db/postgres", "/usr/lib/postgresql"],
   write: ["/tmp", "/var/db/postgres"],
   run: [`${PG_BIN}/postgres`, `${PG_BIN}/pg_ctl`],
   net: ["127.0.0.1", "localhost", "[::1]", "0.0.0.0"],
@@ -93,6 +97,7 @@ Deno.test("start-up: a harness command line under the compute set is refused not
     "write /tmp/compute/pgdata",
     `run ${PG_BIN}/postgres`,
     `run ${PG_BIN}/pg_ctl`,
+    `read ${PG_BIN}/postgres`,
     "net 127.0.0.1:55432",
     "net 127.0.0.1:3080",
     "net 127.0.0.1:3081",
@@ -117,17 +122,43 @@ Deno.test("start-up: --pgdata readable but not writable names write only", async
   assert.deepEqual(lines, [`--pgdata /srv/pg is not writable ${howToGrant("/srv/pg", "write")}`]);
 });
 
-Deno.test("start-up: a --pgbin elsewhere needs it and pg_ctl beside it in run", async () => {
+Deno.test("start-up: a --pgbin elsewhere is one line naming it and pg_ctl, run and read", async () => {
   const lines = await refusals(
-    startupRequirements(cli({ "--pgbin": "/usr/local/pg/bin/postgres" })),
+    startupRequirements(cli({ "--pgbin": "/opt/pg/bin/postgres" })),
     fakeQuery(COMPUTE_SET),
   );
   assert.deepEqual(lines, [
-    `--pgbin /usr/local/pg/bin/postgres cannot be run ${
-      howToGrant("/usr/local/pg/bin/postgres", "run")
-    }`,
-    "pg_ctl beside --pgbin (/usr/local/pg/bin/pg_ctl) cannot be run " +
-    howToGrant("/usr/local/pg/bin/pg_ctl", "run"),
+    "--pgbin /opt/pg/bin/postgres (with pg_ctl beside it) cannot be run or read under the " +
+    'permissions this process was started with: add "/opt/pg/bin/postgres" and ' +
+    '"/opt/pg/bin/pg_ctl" to "run", and "/opt/pg/bin/postgres" to "read" in the "compute" ' +
+    "permission set of deno.json, or run with " +
+    `--allow-run=/opt/pg/bin/postgres,/opt/pg/bin/pg_ctl,<the set's "run" list> ` +
+    `--allow-read=/opt/pg/bin/postgres,<the set's "read" list>`,
+  ]);
+});
+
+Deno.test("start-up: a readable --pgbin whose pg_ctl is not granted names pg_ctl only", async () => {
+  const query = fakeQuery({
+    ...COMPUTE_SET,
+    read: [...COMPUTE_SET.read, "/opt"],
+    run: ["/opt/pg/bin/postgres"],
+  });
+  const lines = await refusals(
+    startupRequirements(cli({ "--pgbin": "/opt/pg/bin/postgres", "--pgdata": "/opt/pgdata" })),
+    query,
+  );
+  assert.deepEqual(lines, [
+    "--pgdata /opt/pgdata is not writable " + howToGrant("/opt/pgdata", "write"),
+    "--pgbin /opt/pg/bin/postgres (with pg_ctl beside it) cannot be run " +
+    howToGrant("/opt/pg/bin/pg_ctl", "run"),
+  ]);
+});
+
+Deno.test("start-up: a bare --pgbin is found through PATH and not read", () => {
+  const [, pgbin] = startupRequirements(cli({ "--pgbin": "postgres" }));
+  assert.deepEqual(pgbin.needs.map((need) => `${need.access} ${need.target}`), [
+    "run postgres",
+    "run pg_ctl",
   ]);
 });
 
@@ -185,7 +216,7 @@ Deno.test("start-up: a --connstr through a unix socket needs that socket in net"
 Deno.test("a descriptor the query cannot parse counts as refused", async () => {
   const throwing: PermissionQuery = () => Promise.reject(new TypeError("invalid host"));
   const lines = await refusals(startupRequirements(cli()), throwing);
-  assert.equal(lines.length, 7, "one line per requirement: all seven refused");
+  assert.equal(lines.length, 6, "one line per requirement: all six refused");
 });
 
 Deno.test("spec: pageservers, safekeepers and endpoint storage, each named by its field", () => {
@@ -210,7 +241,7 @@ Deno.test("spec: pageservers, safekeepers and endpoint storage, each named by it
     safekeeper_connstrings: ["sk-1:5454", "[fd00::2]:5455"],
     endpoint_storage_addr: "storage.internal:9993",
   });
-  assert.deepEqual(specRequirements(pspec).map((need) => [need.subject, need.target]), [
+  assert.deepEqual(specRequirements(pspec).map((need) => [need.subject, need.needs[0].target]), [
     ["the spec's pageserver_connection_info (shard 0002) host ps-a:6400", "ps-a:6400"],
     ["the spec's pageserver_connection_info (shard 0102) host [::1]:6401", "[::1]:6401"],
     ["the spec's safekeeper_connstrings entry sk-1:5454", "sk-1:5454"],
@@ -292,4 +323,57 @@ Deno.test("communicatorWarning: granted socket, missing grant, path too long", a
     ))!,
     /100 bytes or longer, so it is reached through a temporary link in \/tmp/,
   );
+});
+
+Deno.test("install: --remote-ext-base-url needs the install's extension directories", async () => {
+  const npm = "/srv/compute_ctl/node_modules/.deno/pg/native";
+  const flags = { pgbin: `${npm}/bin/postgres`, remoteExtBaseUrl: "http://ext.internal/" };
+  const check = await installCheck(flags, {
+    layout: () =>
+      Promise.resolve({ sharedir: `${npm}/share/postgresql`, pkglibdir: `${npm}/lib/postgresql` }),
+    programStatus: () => Promise.resolve("usable"),
+  });
+  assert.deepEqual(check.warnings, []);
+  const extension = `${npm}/share/postgresql/extension`;
+  const lib = `${npm}/lib/postgresql`;
+  assert.deepEqual(
+    await refusals(check.requirements, fakeQuery({ read: ["/srv/compute_ctl/node_modules"] })),
+    [
+      `--remote-ext-base-url installs extensions into ${extension} and ${lib}, which are not ` +
+      "writable under the permissions this process was started with: add " +
+      `"${extension}" and "${lib}" to "write" in the "compute" permission set of deno.json, ` +
+      `or run with --allow-write=${extension},${lib},<the set's "write" list>`,
+    ],
+  );
+  const granted = fakeQuery({ read: [npm], write: [extension, lib] });
+  assert.deepEqual(await refusals(check.requirements, granted), []);
+
+  const without = await installCheck({ pgbin: flags.pgbin }, {
+    layout: () => Promise.reject(new Error("not asked without --remote-ext-base-url")),
+    programStatus: () => Promise.resolve("usable"),
+  });
+  assert.deepEqual(without, { requirements: [], warnings: [] });
+});
+
+Deno.test("install: an unknown layout is a warning; pg_dump missing or not granted too", async () => {
+  const pgbin = "/opt/pg/bin/postgres";
+  const unknown = await installCheck({ pgbin, remoteExtBaseUrl: "http://ext/" }, {
+    layout: () => Promise.reject(new InstallLayoutError("cannot tell")),
+    programStatus: () => Promise.resolve("missing"),
+  });
+  assert.deepEqual(unknown.requirements, []);
+  assert.deepEqual(unknown.warnings, [
+    "--remote-ext-base-url: cannot tell; the first download asks pg_config, and whether it may " +
+    "write there is not checked at start",
+    "/opt/pg/bin/pg_dump does not exist: pg_dump is not part of this PostgreSQL install, so " +
+    "GET /database_schema answers 500",
+  ]);
+  const ungranted = await installCheck({ pgbin }, {
+    programStatus: (_, name) => Promise.resolve(name === "pg_dump" ? "not_granted" : "usable"),
+  });
+  assert.deepEqual(ungranted.warnings, [
+    "/opt/pg/bin/pg_dump may not be run under the permissions this process was started with, " +
+    'so GET /database_schema answers 500: add "/opt/pg/bin/pg_dump" to "run" in the "compute" ' +
+    `permission set of deno.json, or run with --allow-run=/opt/pg/bin/pg_dump,<the set's "run" list>`,
+  ]);
 });

@@ -62,8 +62,11 @@ export function databaseSchemaRoute(node: ComputeNode): Route {
         },
         404: { description: "The database does not exist", schema: errorBodySchema },
         500: {
-          description: "pg_dump could not run or printed nothing (`failed to execute pg_dump`), " +
-            "or the connection string lacks host, port or user (`unexpected I/O error`)",
+          description: "pg_dump could not run or printed nothing (`failed to execute pg_dump`; " +
+            "when the install has no pg_dump or it is not granted, followed by the reason, " +
+            "e.g. `failed to execute pg_dump: /usr/lib/postgresql/17/bin/pg_dump does not " +
+            "exist: pg_dump is not part of this PostgreSQL install`), or the connection " +
+            "string lacks host, port or user (`unexpected I/O error`)",
           schema: errorBodySchema,
         },
       },

@@ -1,8 +1,9 @@
 /**
  * @module
- * `GET /hadron_liveness_probe`: `pg_isready` against the connstr's port. Any
+ * `GET /hadron_liveness_probe`: `pg_isready` against the connstr's port (or
+ * the same check in-process when the install has no `pg_isready`). Any
  * status; 200 with the JSON string `"ok"`, 500 when the connstr has no port
- * or `pg_isready` fails.
+ * or Postgres does not accept connections.
  */
 
 import { z } from "zod";
@@ -25,7 +26,9 @@ export function hadronLivenessProbeRoute(node: ComputeNode): Route {
       responses: {
         200: { description: "Postgres accepts connections", schema: z.literal("ok") },
         500: {
-          description: "No port in the connection string, or pg_isready failed",
+          description: "No port in the connection string, or Postgres does not accept " +
+            "connections (pg_isready failed, or the in-process check heard no answer or a " +
+            "refusal)",
           schema: errorBodySchema,
         },
       },
