@@ -125,7 +125,10 @@ export type HttpRequestSpec = z.infer<typeof httpRequestSchema>;
 
 /** A command line: the manager's arguments and the `--config` file it gets, if any. */
 export const cliRequestSchema = z.strictObject({
-  /** Arguments after `src/main.ts`; `{{CONFIG_PATH}}` and `{{PGDATA}}` are filled in. */
+  /**
+   * Arguments after `src/main.ts`; `{{CONFIG_PATH}}`, `{{PGDATA}}` and `{{PGBIN}}`
+   * (the default major's server) are filled in.
+   */
   args: z.array(z.string()),
   /** Written to `{{CONFIG_PATH}}` before the run. */
   config: z.union([

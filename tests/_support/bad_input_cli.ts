@@ -9,6 +9,7 @@
  * the test.
  */
 
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../harness/cluster.ts";
 import {
@@ -62,6 +63,7 @@ export async function createCliSandbox(): Promise<CliSandbox> {
       const vars = {
         CONFIG_PATH: join(dir, "config.json"),
         PGDATA: join(dir, "pgdata"),
+        PGBIN: (await locatePostgresOnce()).pgbin,
         CLI_HELP: cliHelp() + "\n",
       };
       if (request.config !== undefined) {
@@ -69,6 +71,7 @@ export async function createCliSandbox(): Promise<CliSandbox> {
       }
       const args = request.args.map((arg) =>
         arg.replaceAll("{{CONFIG_PATH}}", vars.CONFIG_PATH).replaceAll("{{PGDATA}}", vars.PGDATA)
+          .replaceAll("{{PGBIN}}", vars.PGBIN)
       );
       return { outcome: await runManager(args, { home: dir, denoDir }), vars };
     },
