@@ -59,7 +59,8 @@ export function defaultPgMajor(): PgMajor {
   return named ? parsePgMajor(named) : FALLBACK_PG_MAJOR;
 }
 
-function isExecutable(path: string): boolean {
+/** Whether `path` is a regular file with an execute bit. */
+export function isExecutable(path: string): boolean {
   try {
     const info = Deno.statSync(path);
     return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;

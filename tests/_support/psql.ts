@@ -7,15 +7,7 @@
  */
 
 import { join } from "node:path";
-
-function isExecutable(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
+import { isExecutable } from "../../harness/pg_locate.ts";
 
 /** The first `psql` found, or undefined. */
 export function findPsql(): string | undefined {

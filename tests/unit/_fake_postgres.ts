@@ -20,7 +20,8 @@ export interface FakeServer extends AsyncDisposable {
   closedPort(): Promise<number>;
 }
 
-function message(type: string, body: Uint8Array): Uint8Array {
+/** One backend message: type byte, length, body. */
+export function message(type: string, body: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(5 + body.length);
   bytes[0] = type.charCodeAt(0);
   new DataView(bytes.buffer).setInt32(1, 4 + body.length);

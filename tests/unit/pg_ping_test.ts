@@ -8,17 +8,9 @@
 
 import assert from "node:assert/strict";
 import { classifyAnswer, pingPostgres, startupMessage } from "../../src/postgres/pg_ping.ts";
-import { fakeServer } from "./_fake_postgres.ts";
+import { fakeServer, message } from "./_fake_postgres.ts";
 
 const encoder = new TextEncoder();
-
-function message(type: string, body: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(5 + body.length);
-  bytes[0] = type.charCodeAt(0);
-  new DataView(bytes.buffer).setInt32(1, 4 + body.length);
-  bytes.set(body, 5);
-  return bytes;
-}
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
