@@ -7,8 +7,16 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { isExecutable, locatePostgresOnce } from "../../harness/pg_locate.ts";
 import { emptyRecord, recordFamily } from "../../harness/reliability/record.ts";
-import { type CliExpect, type CliRequestSpec, isCliCase, loadCorpus } from "./bad_input.ts";
+import {
+  type BadInputCase,
+  type CliExpect,
+  type CliRequestSpec,
+  isCliCase,
+  loadCorpus,
+} from "./bad_input.ts";
 import { createCliSandbox } from "./bad_input_cli.ts";
 import { cliMismatch } from "./bad_input_expect.ts";
 import {
@@ -20,6 +28,19 @@ import {
   usableProblems,
 } from "./bad_input_runner.ts";
 import { startBadInputTarget } from "./bad_input_target.ts";
+
+/** Whether the default install has the `pg_dump` that `/database_schema` runs (npm's has none). */
+const HAS_PG_DUMP = isExecutable(join((await locatePostgresOnce()).binDir, "pg_dump"));
+
+/**
+ * Whether `item` gets as far as running pg_dump: a `/database_schema` request
+ * expected to stream (200) or to find no such database (404, which pg_dump
+ * reports). Without pg_dump these are ignored, as a step that says so.
+ */
+function runsPgDump(item: BadInputCase): boolean {
+  const expected = (item.expect as { status?: number }).status;
+  return item.entry === "external GET /database_schema" && (expected === 200 || expected === 404);
+}
 
 /** The reliability family of the corpus. */
 export const CORPUS_FAMILY = "bad-input corpus";
@@ -45,15 +66,25 @@ export async function runHttpCorpus(
     await using target = await startBadInputTarget();
     const state = await startRun(target);
     for (const file of files) {
+      const cases = corpus.filter((loaded) => loaded.file === file).map((loaded) => loaded.case);
+      const withoutPgDump = HAS_PG_DUMP ? [] : cases.filter(runsPgDump);
       await t.step(file, async () => {
         const failures: string[] = [];
-        for (const { case: item } of corpus.filter((loaded) => loaded.file === file)) {
+        for (const item of cases.filter((item) => !withoutPgDump.includes(item))) {
           const { problems } = await runCorpusCase(target, state, counts, item);
           failures.push(...problems.map((problem) => `${item.name}: ${problem}`));
           await recover(target, state, counts);
         }
         assert.deepEqual(failures, [], `${file}: ${failures.length} failures`);
       });
+      if (withoutPgDump.length > 0) {
+        await t.step({
+          name: `${file}: ${withoutPgDump.length} /database_schema cases need pg_dump, which ` +
+            "this install lacks",
+          ignore: true,
+          fn: () => {},
+        });
+      }
     }
     await t.step("a valid /configure still works afterwards", async () => {
       assert.deepEqual(await usableProblems(target, state, counts), []);

@@ -8,6 +8,8 @@
  * catalog and settings that any change shows in.
  */
 
+import { copyPgInstall } from "../../harness/pg_install.ts";
+import { locatePostgresOnce } from "../../harness/pg_locate.ts";
 import pg from "pg";
 import {
   type Cluster,
@@ -60,16 +62,27 @@ export interface BadInputTarget extends AsyncDisposable {
 
 /** Starts the cluster and its compute and returns the target once the compute is `running`. */
 export async function startBadInputTarget(): Promise<BadInputTarget> {
-  const cluster = await startCluster({
-    pageservers: 1,
-    safekeepers: 1,
-    computes: [{
-      id: TARGET_COMPUTE_ID,
-      // Nothing listens there: only names the spec does not allow are ever asked for.
-      extraArgs: ["--enable-failpoints", "--remote-ext-base-url", "http://127.0.0.1:9/"],
-      spec: { remote_extensions: TARGET_REMOTE_EXTENSIONS },
-    }],
-  });
+  // The remote extension flag needs the install's extension directories writable: npm's
+  // tree in node_modules is not (under the compute set), so the target runs a copy in /tmp.
+  const install = (await locatePostgresOnce()).source === "npm" ? await copyPgInstall() : undefined;
+  let cluster: Cluster;
+  try {
+    cluster = await startCluster({
+      pgbin: install?.pgbin,
+      pageservers: 1,
+      safekeepers: 1,
+      computes: [{
+        id: TARGET_COMPUTE_ID,
+        // Nothing listens there: only names the spec does not allow are ever asked for.
+        extraArgs: ["--enable-failpoints", "--remote-ext-base-url", "http://127.0.0.1:9/"],
+        spec: { remote_extensions: TARGET_REMOTE_EXTENSIONS },
+      }],
+    });
+  } catch (error) {
+    await install?.close();
+    throw error;
+  }
+
   try {
     let compute = cluster.compute(TARGET_COMPUTE_ID);
     await migrationsDone(compute);
@@ -124,10 +137,14 @@ export async function startBadInputTarget(): Promise<BadInputTarget> {
         watch(compute);
         await migrationsDone(compute);
       },
-      [Symbol.asyncDispose]: () => cluster.close(),
+      [Symbol.asyncDispose]: async () => {
+        await cluster.close();
+        await install?.close();
+      },
     };
   } catch (error) {
     await cluster.close();
+    await install?.close();
     throw error;
   }
 }

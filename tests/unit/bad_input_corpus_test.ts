@@ -131,7 +131,8 @@ Deno.test("every command-line case names only known placeholders and builds its 
   for (const item of cli) {
     const request = item.request as CliRequestSpec;
     for (const arg of request.args) {
-      const unknown = arg.replaceAll("{{CONFIG_PATH}}", "").replaceAll("{{PGDATA}}", "");
+      const unknown = arg.replaceAll("{{CONFIG_PATH}}", "").replaceAll("{{PGDATA}}", "")
+        .replaceAll("{{PGBIN}}", "");
       if (unknown.includes("{{")) failures.push(`${item.name}: unknown placeholder in ${arg}`);
     }
     const config = request.config;
