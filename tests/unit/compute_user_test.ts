@@ -14,7 +14,6 @@ import {
   isRoot,
   parsePasswd,
   programPid,
-  sleep,
 } from "../../harness/_processes.ts";
 
 Deno.test("parsePasswd reads name, uid and gid, skipping what is not an entry", () => {
@@ -66,25 +65,27 @@ Deno.test("a command runs as the compute user with exactly the environment given
 });
 
 Deno.test("programPid finds the program, and its death by signal is 128+n", async () => {
-  const child = computeUserCommand("sleep", ["37"], {
+  // The program says when it runs, so its pid is asked for once, after that line.
+  const child = computeUserCommand("sh", ["-c", "echo started; exec sleep 37"], {
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   })
     .spawn();
   try {
-    let pid: number | undefined;
-    for (let tries = 0; tries < 100 && pid === undefined; tries++) {
-      pid = await programPid(child);
-      if (pid === undefined) await sleep(20);
-    }
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await reader.read();
+    assert.equal(value?.trim(), "started");
+    const pid = await programPid(child);
     assert.ok(pid !== undefined, "the program's pid");
     assert.equal(pid === child.pid, !isRoot(), "behind runuser exactly when root");
-    const ps = await new Deno.Command("ps", { args: ["-o", "args=", "-p", String(pid)] })
+    const ps = await new Deno.Command("ps", { args: ["-o", "ppid=", "-p", String(pid)] })
       .output();
-    assert.match(new TextDecoder().decode(ps.stdout).trim(), /^(\S*\/)?sleep 37$/);
+    const parent = Number(new TextDecoder().decode(ps.stdout).trim());
+    assert.equal(parent === child.pid, isRoot(), "runuser's child when root");
     Deno.kill(pid, "SIGTERM");
     assert.equal((await child.status).code, 128 + 15);
+    await reader.cancel();
   } finally {
     try {
       child.kill("SIGKILL");
