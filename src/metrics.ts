@@ -264,9 +264,11 @@ export function countCplaneRequest(httpStatus: string): void {
 export async function renderMetrics(from: Registry = registry): Promise<string> {
   const parts: string[] = [];
   for (const { name } of from.getMetricsAsArray()) {
-    const metric = from.getSingleMetric(name);
-    if (metric === undefined || (await metric.get()).values.length === 0) continue;
-    parts.push(await from.getSingleMetricAsString(name));
+    // One collection per family (collecting runs its `collect`, e.g. reading
+    // the process's memory): a family without series is only its `# HELP`
+    // and `# TYPE` lines (prom-client escapes line breaks in help texts).
+    const text = await from.getSingleMetricAsString(name);
+    if (text.split("\n", 3).length > 2) parts.push(text);
   }
   return parts.length === 0 ? "" : `${parts.join("\n")}\n`;
 }

@@ -75,6 +75,23 @@ export function formatTimestamp(date: Date, zone: "Z" | "+00:00" = "Z"): string 
   return `${base}${millis === "000" ? "" : `.${millis}`}${zone}`;
 }
 
+/**
+ * {@linkcode formatTimestamp} remembering its last answer: `/status` formats
+ * the same two instants on every request.
+ */
+function rememberedFormat(zone: "Z" | "+00:00"): (date: Date) => string {
+  let time = Number.NaN;
+  let text = "";
+  return (date) => {
+    const at = date.getTime();
+    if (at !== time) {
+      time = at;
+      text = formatTimestamp(date, zone);
+    }
+    return text;
+  };
+}
+
 interface Waiter {
   statuses: ReadonlySet<ComputeStatus> | null; // null: any change
   resolve(status: ComputeStatus): void;
@@ -98,6 +115,8 @@ export class ComputeState {
   /** The last failure's text, shown in `/status` as `error`; cleared on reaching `running`. */
   error: string | null = null;
   identity: StatusIdentity = { tenant: null, timeline: null };
+  #formatStart = rememberedFormat("Z");
+  #formatActive = rememberedFormat("+00:00");
 
   constructor() {
     setComputeUp(statusDisplay(this.#status));
@@ -185,11 +204,11 @@ export class ComputeState {
   /** The `/status` body, keys in the reference's order. */
   snapshot(): ComputeStatusResponse {
     return {
-      start_time: formatTimestamp(this.startTime, "Z"),
+      start_time: this.#formatStart(this.startTime),
       tenant: this.identity.tenant,
       timeline: this.identity.timeline,
       status: this.#status,
-      last_active: this.#lastActive === null ? null : formatTimestamp(this.#lastActive, "+00:00"),
+      last_active: this.#lastActive === null ? null : this.#formatActive(this.#lastActive),
       error: this.error,
     };
   }

@@ -154,7 +154,13 @@ export function requestId(name: string): MiddlewareHandler<AppEnv> {
       // hono hands only `Error`s to `onError`; anything else thrown lands here.
       c.res = safeErrorResponse(error);
     } finally {
-      if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res = withHeader(c.res, REQUEST_ID_HEADER, id);
+      // Assigning `c.res` makes hono copy the response (body stream and all):
+      // only a response whose headers cannot be changed in place is replaced.
+      const response = c.res;
+      if (!response.headers.has(REQUEST_ID_HEADER)) {
+        const withId = withHeader(response, REQUEST_ID_HEADER, id);
+        if (withId !== response) c.res = withId;
+      }
       const seconds = (performance.now() - started) / 1000;
       const status = c.res.status;
       const route = c.get("route") ?? UNMATCHED_ROUTE;
@@ -188,14 +194,23 @@ function safeErrorResponse(error: unknown): Response {
 export function buildApp(routes: readonly Route[], options: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", requestId(options.name));
+  // The route's path is recorded by its first handler (each layer of
+  // middleware costs every request an extra step), so an auth refusal is
+  // still counted under its route.
   for (const route of routes) {
-    const tag: MiddlewareHandler<AppEnv> = async (c, next) => {
-      c.set("route", route.path);
-      await next();
-    };
-    const handler = (c: Context<AppEnv>) => route.handler(c);
-    if (route.auth && options.auth) app.on(route.method, route.path, tag, options.auth, handler);
-    else app.on(route.method, route.path, tag, handler);
+    const { auth } = options;
+    if (route.auth && auth) {
+      const tagThenAuth: MiddlewareHandler<AppEnv> = (c, next) => {
+        c.set("route", route.path);
+        return auth(c, next);
+      };
+      app.on(route.method, route.path, tagThenAuth, (c) => route.handler(c));
+    } else {
+      app.on(route.method, route.path, (c) => {
+        c.set("route", route.path);
+        return route.handler(c);
+      });
+    }
   }
   app.notFound((c) => {
     const matched = matchRoutePath(routes, c.req.path);
