@@ -39,9 +39,10 @@ function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
 
 /** Reads the files a reconfiguration may rewrite, to put them back with {@link restoreConfigFiles}. */
 export async function saveConfigFiles(pgdata: string): Promise<SavedConfigFiles> {
-  const contents = new Map<string, Uint8Array | null>();
-  for (const name of RECONFIGURED_FILES) contents.set(name, await readOrNull(`${pgdata}/${name}`));
-  return { pgdata, contents };
+  const read = await Promise.all(
+    RECONFIGURED_FILES.map((name) => readOrNull(`${pgdata}/${name}`)),
+  );
+  return { pgdata, contents: new Map(RECONFIGURED_FILES.map((name, i) => [name, read[i]])) };
 }
 
 /**
@@ -50,11 +51,9 @@ export async function saveConfigFiles(pgdata: string): Promise<SavedConfigFiles>
  * nothing.
  */
 export async function changedConfigFiles(saved: SavedConfigFiles): Promise<string[]> {
-  const changed: string[] = [];
-  for (const [name, before] of saved.contents) {
-    if (!sameBytes(before, await readOrNull(`${saved.pgdata}/${name}`))) changed.push(name);
-  }
-  return changed;
+  const entries = [...saved.contents];
+  const now = await Promise.all(entries.map(([name]) => readOrNull(`${saved.pgdata}/${name}`)));
+  return entries.filter(([, before], i) => !sameBytes(before, now[i])).map(([name]) => name);
 }
 
 /**

@@ -11,6 +11,7 @@ import pLimit from "p-limit";
 import type { ParsedSpec } from "../api/parsed_spec.ts";
 import { statusDebug } from "../api/responses.ts";
 import { pagestreamRequestErrors } from "../metrics.ts";
+import type { SystemSession } from "../postgres/maintenance_session.ts";
 import { checkSpecBeforeApply } from "./configurator.ts";
 import { RefreshNotAllowedError } from "./errors.ts";
 import type { NodeSettings } from "./settings.ts";
@@ -20,6 +21,8 @@ import { type ComputeState, InvalidStatusError } from "./state.ts";
 export interface SpecAdmissionContext {
   /** The settings the check against Postgres connects with. */
   settings(): Pick<NodeSettings, "connstr" | "privilegedRoleName">;
+  /** The session the check runs on (the node's maintenance session); default: one of its own. */
+  systemSession?: SystemSession;
   state: ComputeState;
   /** Aborted once Postgres has exited for good: the compute is ending. */
   postgresEnded(): AbortSignal;
@@ -54,7 +57,9 @@ export function specAdmission(ctx: SpecAdmissionContext): (pspec: ParsedSpec) =>
   return (pspec) =>
     oneAtATime(async () => {
       requireAccepting();
-      if (ctx.state.status !== "empty") await checkSpecBeforeApply(ctx.settings(), pspec);
+      if (ctx.state.status !== "empty") {
+        await checkSpecBeforeApply(ctx.settings(), pspec, ctx.systemSession);
+      }
       requireAccepting();
       ctx.install(pspec);
       ctx.state.transition("configuration_pending", "new spec received");

@@ -27,6 +27,7 @@ import {
 } from "../api/parsed_spec.ts";
 import { errorMessage, getLogger } from "../log.ts";
 import { confFileErrors, describeConfFileError } from "../postgres/conf_check.ts";
+import type { SystemSession } from "../postgres/maintenance_session.ts";
 import { reloadPostgres } from "../postgres/process.ts";
 import {
   applySpec,
@@ -91,6 +92,8 @@ export interface ReconfigureOptions {
   tls?: TlsConfig | null;
   /** The installed-extensions interval, which `pspec` replaces. */
   extensionStats?: CollectionInterval;
+  /** Where the catalog apply's cluster-wide part runs; default: a session of its own. */
+  systemSession?: SystemSession;
 }
 
 /** The settings a reconfiguration uses. */
@@ -190,6 +193,7 @@ async function applyConfiguration(
   await applySpec(settings.connstr, spec, {
     concurrency: concurrencyForReconfigure(spec),
     privilegedRoleName: settings.privilegedRoleName,
+    systemSession: options.systemSession,
     aroundExecute: async (plan, execute) => {
       if (plan.steps.length === 0) {
         await takeFiles();
@@ -209,13 +213,16 @@ async function applyConfiguration(
  * `checkSpecAgainstPostgres`): throws `SpecError` (a 400) for a setting the
  * server does not have or a catalog plan that cannot succeed. When Postgres
  * cannot be asked, the spec goes on unchecked: its apply reports the trouble.
+ * Runs on `systemSession` (default: a session of its own).
  */
 export async function checkSpecBeforeApply(
   settings: Pick<NodeSettings, "connstr" | "privilegedRoleName">,
   pspec: ParsedSpec,
+  systemSession?: SystemSession,
 ): Promise<void> {
   try {
     await checkSpecAgainstPostgres(settings.connstr, pspec.spec, {
+      systemSession,
       privilegedRoleName: settings.privilegedRoleName,
       concurrency: concurrencyForReconfigure(pspec.spec),
       catalog: pspec.spec.mode === "Primary",

@@ -88,7 +88,7 @@ export class ComputeNode {
   #pspec: ParsedSpec | null = null;
   /** The spec the running Postgres was last configured for (its safekeepers were told). */
   #appliedSpec: ParsedSpec | null = null;
-  readonly #postgres = new PostgresSupervisor();
+  readonly #postgres: PostgresSupervisor;
   /** Set once Postgres has exited for good: a `/terminate` then has nothing to wait for. */
   #postgresGone = false;
   /** The migrations the start-up began in the background; they never reject. */
@@ -102,6 +102,7 @@ export class ComputeNode {
   /** `/configure`'s admission: one spec at a time, checked before the status changes. */
   readonly #admitSpec = specAdmission({
     settings: () => this.settings,
+    systemSession: (fn) => this.#postgres.maintenance.use(fn),
     state: this.state,
     postgresEnded: () => this.#postgres.ended,
     install: (pspec) => this.#setSpec(pspec),
@@ -110,6 +111,7 @@ export class ComputeNode {
   /** Throws `SpecError` when `config.spec` is present but invalid. */
   constructor(settings: NodeSettings, config: ComputeConfig, hooks: NodeHooks = {}) {
     this.settings = settings;
+    this.#postgres = new PostgresSupervisor(settings.connstr);
     this.#tls = config.compute_ctl_config.tls ?? null;
     this.#extensionStats = {
       seconds: settings.installedExtensionsCollectionIntervalSeconds ??
@@ -150,6 +152,7 @@ export class ComputeNode {
     try {
       return await this.#lifecycle();
     } finally {
+      await this.#postgres.maintenance.close();
       const stopped = stopComputeServices(this.services);
       if (!(await settlesWithin(stopped, SERVICES_STOP_TIMEOUT_MS))) {
         log.warn(`services still busy after ${SERVICES_STOP_TIMEOUT_MS} ms; not waiting longer`);
@@ -347,6 +350,7 @@ export class ComputeNode {
         signal,
         tls: this.#tls,
         extensionStats: this.#extensionStats,
+        systemSession: this.#postgres.maintenance.use,
       });
     } catch (error) {
       if (this.#appliedSpec !== null && this.#pspec === pspec) this.#setSpec(this.#appliedSpec);

@@ -45,7 +45,8 @@ export interface WriteConfOptions {
 }
 
 /**
- * Writes `<pgdata>/postgresql.conf` for `pspec`, replacing the previous file.
+ * Writes `<pgdata>/postgresql.conf` for `pspec`, replacing the previous file
+ * unless it already holds exactly that text.
  * A binary without `--sync-safekeepers` (vanilla Postgres) gets the vanilla
  * storage line (`synchronous_standby_names` naming the safekeepers) unless
  * `walQuorum` is false: a promoted replica's WAL is on timeline 2, which the
@@ -67,7 +68,10 @@ export async function writePostgresqlConf(
     tls: served !== null,
     vanillaStorage: walQuorum && await isVanillaStorage(settings),
   });
-  await replaceFile(`${settings.pgdata}/postgresql.conf`, text);
+  const path = `${settings.pgdata}/postgresql.conf`;
+  // A reconfiguration that changes no setting leaves the file as it is.
+  if (await Deno.readTextFile(path).catch(() => null) === text) return;
+  await replaceFile(path, text);
 }
 
 /**

@@ -5,11 +5,15 @@
  * swaps for a new one instead of ending the compute, and which is gone for
  * good once the compute's Postgres has exited: from then on no restart can
  * begin, and {@link PostgresSupervisor.ended} tells waiting work (a
- * `/configure`) that nothing will bring it to an end.
+ * `/configure`) that nothing will bring it to an end. It also owns the
+ * maintenance session kept open to that Postgres, reset by a restart and
+ * closed once Postgres has exited for good.
  */
 
 import { getLogger } from "../log.ts";
+import { type MaintenanceSession, maintenanceSession } from "../postgres/maintenance_session.ts";
 import { describeExit, type ExitInfo, type PostgresProcess } from "../postgres/process.ts";
+import { APPLY_APPLICATION_NAME } from "../postgres/spec_apply.ts";
 import { ConfigurationFailedError } from "./errors.ts";
 
 const log = getLogger("compute");
@@ -32,6 +36,16 @@ export class PostgresSupervisor {
   /** Settles when a running {@link restart} has ended, either way. */
   #restarting: Promise<void> | null = null;
   readonly #ended = new AbortController();
+  /**
+   * The session on the system database that `/configure`'s check and each
+   * reconfiguration share (see `maintenance_session.ts`).
+   */
+  readonly maintenance: MaintenanceSession;
+
+  /** Supervises the Postgres that `connstr` reaches (nothing is opened yet). */
+  constructor(connstr: string) {
+    this.maintenance = maintenanceSession(connstr, { applicationName: APPLY_APPLICATION_NAME });
+  }
 
   /**
    * Aborted once the compute's Postgres has exited for good or never started,
@@ -55,12 +69,14 @@ export class PostgresSupervisor {
   /**
    * Resolves with the exit of the Postgres that ends the compute (null at once
    * when the start-up spawned none), and from then on no restart can begin
-   * ({@link current} is null) and {@link ended} is aborted. A process stopped
-   * by {@link restart} hands over to the one started in its place.
+   * ({@link current} is null), {@link ended} is aborted and the
+   * {@link maintenance} session is closed. A process stopped by
+   * {@link restart} hands over to the one started in its place.
    */
   async waitForFinalExit(first: PostgresProcess | null): Promise<ExitInfo | null> {
     if (first === null) {
       this.#ended.abort(new ConfigurationFailedError("postgres did not start"));
+      await this.maintenance.close();
       return null;
     }
     let watched = first;
@@ -75,6 +91,7 @@ export class PostgresSupervisor {
         this.#ended.abort(
           new ConfigurationFailedError(`postgres exited with ${describeExit(exit)}`),
         );
+        await this.maintenance.close();
         return exit;
       }
       log.info(`postgres ${watched.pid} was restarted as ${current.pid}`);
@@ -83,9 +100,10 @@ export class PostgresSupervisor {
   }
 
   /**
-   * Stops Postgres (fast shutdown, waiting for its exit), runs `prepare` on
-   * the stopped data directory, and starts it again, resolving once it
-   * accepts connections. A termination meanwhile (`signal`) makes this throw;
+   * Stops Postgres (fast shutdown, waiting for its exit), ends the
+   * {@link maintenance} session's connection to it, runs `prepare` on the
+   * stopped data directory, and starts it again, resolving once it accepts
+   * connections. A termination meanwhile (`signal`) makes this throw;
    * so does a Postgres that does not stop cleanly or does not start (the
    * compute then ends).
    */
@@ -99,6 +117,7 @@ export class PostgresSupervisor {
       log.info("stopping postgres for a restart", { pid: old.pid });
       old.kill("SIGINT");
       const stopped = await old.exited;
+      await this.maintenance.reset();
       if (stopped.code !== 0) throw new Error(`postgres stopped with ${describeExit(stopped)}`);
       steps.signal.throwIfAborted();
       await steps.prepare();

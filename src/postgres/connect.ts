@@ -3,10 +3,11 @@
  * How compute_ctl connects to its own Postgres: the `--connstr` URL turned into
  * a `pg` client configuration whose startup options neutralise per-database
  * `ALTER DATABASE … SET` traps (role, read-only, search_path, statement_timeout,
- * pgaudit), {@linkcode withClient}, which opens such a session, marks it so
- * the Neon extension does not forward its DDL (unless asked not to), reports a
- * failed connection with a fixed message when given one, and always closes it,
- * and {@linkcode queryOrExplain}, which names the statement that failed.
+ * pgaudit), {@linkcode openClient}, which opens such a session, marks it so
+ * the Neon extension does not forward its DDL (unless asked not to) and
+ * reports a failed connection with a fixed message when given one,
+ * {@linkcode withClient}, which also always closes it, and
+ * {@linkcode queryOrExplain}, which names the statement that failed.
  */
 
 import pg from "pg";
@@ -89,20 +90,19 @@ export function systemDatabase(connstr: string): string {
 }
 
 /**
- * Opens a session (see {@linkcode clientConfig}), runs `SET neon.forward_ddl =
- * false` unless `forwardDdl` (a placeholder GUC on vanilla Postgres, read by the
- * Neon extension so compute_ctl's own DDL is not sent back to the control
- * plane), calls `fn`, and always ends the client, whether `fn` resolved or
- * threw. A failed connection throws `Error(connectError, { cause })` when
- * `connectError` is given; errors from `fn` pass through unchanged.
+ * Opens a session (see {@linkcode clientConfig}) and, unless `forwardDdl`,
+ * runs `SET neon.forward_ddl = false` (a placeholder GUC on vanilla Postgres,
+ * read by the Neon extension so compute_ctl's own DDL is not sent back to the
+ * control plane). Returns the connected client, which the caller must end; a
+ * driver error on the idle connection is swallowed (the next query fails
+ * anyway). A failed connection throws `Error(connectError, { cause })` when
+ * `connectError` is given, else the driver's error; nothing is left open.
  */
-export async function withClient<T>(
+export async function openClient(
   connstr: string,
   { connectError, forwardDdl = false, ...options }: SessionOptions,
-  fn: (client: pg.Client) => Promise<T>,
-): Promise<T> {
+): Promise<pg.Client> {
   const client = new pg.Client(clientConfig(connstr, options));
-  // A server-side disconnect while idle is reported here; the next query fails anyway.
   client.on("error", () => {});
   try {
     try {
@@ -112,6 +112,25 @@ export async function withClient<T>(
       throw new Error(connectError, { cause: error });
     }
     if (!forwardDdl) await client.query("SET neon.forward_ddl = false");
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+  return client;
+}
+
+/**
+ * Opens a session with {@linkcode openClient}, calls `fn`, and always ends
+ * the client, whether `fn` resolved or threw. Errors from `fn` pass through
+ * unchanged.
+ */
+export async function withClient<T>(
+  connstr: string,
+  options: SessionOptions,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = await openClient(connstr, options);
+  try {
     return await fn(client);
   } finally {
     await client.end().catch(() => {});

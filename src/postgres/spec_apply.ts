@@ -3,19 +3,22 @@
  * Applies a compute spec to the running Postgres: snapshot the catalog, plan
  * ({@linkcode planSpecApply}), execute. The snapshot connects to a spec
  * database only when what the last successful apply left there may have
- * changed (see `settled_databases.ts`). Global statements run in order on one
- * session on the system database; per-database statements run on one session
- * per database (opened only when it has statements), at most `concurrency`
- * databases at a time. The first failure stops the apply.
+ * changed (see `settled_databases.ts`). The plan runs with
+ * {@linkcode executePlan}: global statements on the system database (a few
+ * sessions for the roles and databases of one phase), per-database
+ * statements on one session per database, at most `concurrency` databases at
+ * a time. The first failure stops the apply.
  */
 
 import type pg from "pg";
-import pLimit from "p-limit";
 import { type ComputeSpec, findOption, specTimelineId } from "../api/spec.ts";
-import { errorMessage, getLogger, type Log } from "../log.ts";
-import { type ClusterSnapshot, readDatabaseDetails, snapshotCluster } from "./catalog.ts";
+import { getLogger, type Log } from "../log.ts";
+import { type ClusterSnapshot, readDatabaseDetails } from "./catalog.ts";
+import { type Handover, readClusterSnapshot } from "./cluster_handover.ts";
 import { unknownSettingNames } from "./conf_check.ts";
 import { withClient } from "./connect.ts";
+import type { SystemSession } from "./maintenance_session.ts";
+import { executePlan, type InDatabase } from "./spec_execute.ts";
 import {
   planDetailReads,
   PROCESS_SETTLED,
@@ -23,15 +26,11 @@ import {
   type SettledDatabases,
   type SettledStore,
 } from "./settled_databases.ts";
-import {
-  planSpecApply,
-  type PlanStep,
-  type SpecApplyPlan,
-  type SpecPhase,
-  SpecPlanError,
-} from "./spec_plan/mod.ts";
+import { planSpecApply, type SpecApplyPlan, SpecPlanError } from "./spec_plan/mod.ts";
 import { checkSpecValues } from "./spec_values_check.ts";
 import { quoteIdent } from "./sql_quote.ts";
+
+export { SpecApplyError } from "./spec_execute.ts";
 
 /** `application_name` of the sessions that apply the spec, as in Neon. */
 export const APPLY_APPLICATION_NAME = "compute_ctl:apply_config";
@@ -55,6 +54,12 @@ export interface ApplySpecOptions {
   aroundExecute?: (plan: SpecApplyPlan, execute: () => Promise<void>) => Promise<void>;
   /** What earlier applies left in the databases; default: this process's record. */
   settled?: SettledStore;
+  /**
+   * Where the cluster-wide part runs (snapshot, plan, global statements), e.g.
+   * the compute's maintenance session; default: a session opened for this
+   * apply alone ({@linkcode applySession}).
+   */
+  systemSession?: SystemSession;
 }
 
 /** What {@linkcode applySpec} did. */
@@ -62,26 +67,6 @@ export interface ApplySpecResult {
   plan: SpecApplyPlan;
   /** Statements that completed (0 for a dry run or an already-applied spec). */
   statementsRun: number;
-}
-
-/** A statement of the plan failed; names the phase, the database and what the statement was for. */
-export class SpecApplyError extends Error {
-  readonly phase: SpecPhase;
-  readonly database?: string;
-  readonly purpose: string;
-  readonly sql: string;
-
-  constructor(step: PlanStep, cause: unknown) {
-    const where = step.database === undefined
-      ? ""
-      : ` in database ${JSON.stringify(step.database)}`;
-    super(`${step.phase}${where} failed to ${step.purpose}: ${errorMessage(cause)}`, { cause });
-    this.name = "SpecApplyError";
-    this.phase = step.phase;
-    this.database = step.database;
-    this.purpose = step.purpose;
-    this.sql = step.sql;
-  }
 }
 
 /**
@@ -130,6 +115,7 @@ export async function applySpec(
     timelineId,
     aroundExecute = (_plan, execute) => execute(),
     settled = PROCESS_SETTLED,
+    systemSession,
   }: ApplySpecOptions,
 ): Promise<ApplySpecResult> {
   const limit = Math.max(1, Math.floor(concurrency));
@@ -139,8 +125,11 @@ export async function applySpec(
     return { plan: { steps: [], notes: [note] }, statementsRun: 0 };
   }
   const inDatabase = databaseSessions(connstr);
-  return await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
+  const session = systemSession ?? applySession(connstr);
+  return await session(async (client) => {
     const { plan, cluster } = await planOnSession(client, inDatabase, spec, {
+      // A kept session may hold the snapshot `/configure`'s check just read.
+      handover: systemSession === undefined ? undefined : "accept",
       privilegedRoleName,
       concurrency: limit,
       timelineId,
@@ -154,15 +143,15 @@ export async function applySpec(
     }
 
     const started = performance.now();
-    const counter = { run: 0 };
+    let statementsRun = 0;
     const execute = async () => {
-      for (const block of blocks(plan.steps)) {
-        if (block.perDatabase) {
-          await runPerDatabase(block.steps, limit, inDatabase, counter, log);
-        } else {
-          for (const step of block.steps) await runStep(client, step, counter);
-        }
-      }
+      statementsRun = await executePlan(plan.steps, {
+        client,
+        systemDatabase: cluster.system.name,
+        inDatabase,
+        concurrency: limit,
+        log,
+      });
     };
     try {
       await aroundExecute(plan, execute);
@@ -174,12 +163,18 @@ export async function applySpec(
     if (left === null) settled.delete(connstr);
     else settled.set(connstr, left);
     const elapsedMs = Math.round(performance.now() - started);
-    log.info(`spec applied: ${counter.run} statements in ${elapsedMs} ms`);
-    return { plan, statementsRun: counter.run };
+    log.info(`spec applied: ${statementsRun} statements in ${elapsedMs} ms`);
+    return { plan, statementsRun };
   });
 }
 
-type InDatabase = <T>(database: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>;
+/**
+ * Runs each call on an apply session of the system database of the server at
+ * `connstr`, opened for it and closed after it.
+ */
+export function applySession(connstr: string): SystemSession {
+  return (fn) => withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, fn);
+}
 
 /** Opens one apply session on `database` of the server at `connstr` for each call. */
 function databaseSessions(connstr: string): InDatabase {
@@ -196,6 +191,8 @@ interface PlanOnSessionOptions {
   settled?: SettledDatabases;
   /** False: inspect no database (the plan is only checked, never run). */
   details?: boolean;
+  /** Leave the cluster snapshot on a kept session for the next plan, or take the one left there. */
+  handover?: Handover;
   log?: Log;
 }
 
@@ -208,13 +205,13 @@ async function planOnSession(
   client: pg.Client,
   inDatabase: InDatabase,
   spec: ComputeSpec,
-  { privilegedRoleName, concurrency, timelineId, settled, details = true, log }:
+  { privilegedRoleName, concurrency, timelineId, settled, details = true, handover, log }:
     PlanOnSessionOptions,
 ): Promise<{ plan: SpecApplyPlan; cluster: ClusterSnapshot }> {
   const timeline = timelineId ?? specTimelineId(spec);
-  const cluster = await snapshotCluster(client, {
+  const cluster = await readClusterSnapshot(client, {
     timelineId: spec.drop_subscriptions_before_start ? timeline : undefined,
-  });
+  }, handover);
   const reads = details
     ? planDetailReads(cluster, spec, settled, privilegedRoleName)
     : { inspect: [], known: new Map() };
@@ -246,9 +243,12 @@ async function planOnSession(
 export async function checkSpecAgainstPostgres(
   connstr: string,
   spec: ComputeSpec,
-  options: Pick<ApplySpecOptions, "privilegedRoleName" | "concurrency"> & { catalog: boolean },
+  options:
+    & Pick<ApplySpecOptions, "privilegedRoleName" | "concurrency" | "systemSession">
+    & { catalog: boolean },
 ): Promise<void> {
-  await withClient(connstr, { applicationName: APPLY_APPLICATION_NAME }, async (client) => {
+  const session = options.systemSession ?? applySession(connstr);
+  await session(async (client) => {
     const settings = spec.cluster.settings ?? [];
     const unknown = new Set(await unknownSettingNames(client, settings.map((s) => s.name)));
     const index = settings.findIndex((setting) => unknown.has(setting.name));
@@ -265,84 +265,7 @@ export async function checkSpecAgainstPostgres(
       privilegedRoleName: options.privilegedRoleName,
       concurrency: Math.max(1, Math.floor(options.concurrency)),
       details: false,
+      handover: options.systemSession === undefined ? undefined : "offer",
     });
   });
-}
-
-interface Block {
-  perDatabase: boolean;
-  steps: PlanStep[];
-}
-
-/** Splits the plan into runs of global steps and runs of per-database steps, keeping order. */
-function blocks(steps: PlanStep[]): Block[] {
-  const result: Block[] = [];
-  for (const step of steps) {
-    const perDatabase = step.database !== undefined;
-    const last = result.at(-1);
-    if (last && last.perDatabase === perDatabase && last.steps[0].stage === step.stage) {
-      last.steps.push(step);
-    } else {
-      result.push({ perDatabase, steps: [step] });
-    }
-  }
-  return result;
-}
-
-async function runStep(client: pg.Client, step: PlanStep, counter: { run: number }): Promise<void> {
-  try {
-    await client.query(step.sql);
-  } catch (error) {
-    throw new SpecApplyError(step, error);
-  }
-  counter.run++;
-}
-
-/**
- * Runs per-database steps grouped by database (first-appearance order), each
- * group on its own session, `limit` groups at a time. After a failure no new
- * group starts; the first failure in database order is thrown. In the pre-drop
- * stage "does not exist" errors are logged and ignored (the database is gone).
- */
-async function runPerDatabase(
-  steps: PlanStep[],
-  limit: number,
-  inDatabase: InDatabase,
-  counter: { run: number },
-  log: Log,
-): Promise<void> {
-  const groups = new Map<string, PlanStep[]>();
-  for (const step of steps) {
-    const database = step.database as string;
-    const group = groups.get(database) ?? [];
-    group.push(step);
-    groups.set(database, group);
-  }
-  const run = pLimit(limit);
-  let failed = false;
-  const results = await Promise.allSettled(
-    [...groups].map(([database, group]) =>
-      run(async () => {
-        if (failed) return;
-        try {
-          await inDatabase(database, async (client) => {
-            for (const step of group) await runStep(client, step, counter);
-          });
-        } catch (cause) {
-          const error = cause instanceof SpecApplyError
-            ? cause
-            : new SpecApplyError({ ...group[0], purpose: "connect" }, cause);
-          const reason = error.cause instanceof Error ? error.cause.message : "";
-          if (group[0].stage === "pre-drop" && reason.includes("does not exist")) {
-            log.warn(`ignored: ${error.message}`);
-            return;
-          }
-          failed = true;
-          throw error;
-        }
-      })
-    ),
-  );
-  const failure = results.find((result) => result.status === "rejected");
-  if (failure) throw (failure as PromiseRejectedResult).reason;
 }

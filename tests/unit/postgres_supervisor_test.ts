@@ -2,13 +2,25 @@
  * `src/compute/postgres_supervisor.ts` with fake processes: a planned restart
  * swaps the process the lifecycle watches instead of ending the compute, and
  * once the compute's Postgres has exited (or was never spawned) no restart can
- * begin and `ended` says so.
+ * begin, `ended` says so and the maintenance session is closed.
  */
 
 import assert from "node:assert/strict";
 import { ConfigurationFailedError } from "../../src/compute/errors.ts";
 import { PostgresSupervisor } from "../../src/compute/postgres_supervisor.ts";
+import { MaintenanceSessionClosedError } from "../../src/postgres/maintenance_session.ts";
 import type { ExitInfo, PostgresProcess } from "../../src/postgres/process.ts";
+
+/** The supervised Postgres's URL: never connected to (the maintenance session is lazy). */
+const UNUSED_CONNSTR = "postgresql://cloud_admin@127.0.0.1:1/postgres";
+
+/** Fails unless the supervisor's maintenance session refuses uses: it was closed. */
+async function assertSessionClosed(supervisor: PostgresSupervisor): Promise<void> {
+  await assert.rejects(
+    supervisor.maintenance.use(() => assert.fail("no use may run")),
+    MaintenanceSessionClosedError,
+  );
+}
 
 interface FakeProcess extends PostgresProcess {
   signals: Deno.Signal[];
@@ -31,7 +43,7 @@ function fakeProcess(pid: number, { exitOn }: { exitOn?: Deno.Signal } = {}): Fa
 }
 
 Deno.test("a restart hands the watch over to the new process", async () => {
-  const supervisor = new PostgresSupervisor();
+  const supervisor = new PostgresSupervisor(UNUSED_CONNSTR);
   const first = fakeProcess(1, { exitOn: "SIGINT" });
   const second = fakeProcess(2);
   supervisor.started(first);
@@ -62,6 +74,7 @@ Deno.test("a restart hands the watch over to the new process", async () => {
   assert.equal(supervisor.current, null);
   assert.ok(supervisor.ended.reason instanceof ConfigurationFailedError);
   assert.match(supervisor.ended.reason.message, /postgres exited with signal SIGKILL/);
+  await assertSessionClosed(supervisor);
   await assert.rejects(
     supervisor.restart({
       prepare: () => Promise.resolve(),
@@ -74,7 +87,7 @@ Deno.test("a restart hands the watch over to the new process", async () => {
 });
 
 Deno.test("a termination during the restart starts nothing and ends the compute", async () => {
-  const supervisor = new PostgresSupervisor();
+  const supervisor = new PostgresSupervisor(UNUSED_CONNSTR);
   const first = fakeProcess(1, { exitOn: "SIGINT" });
   supervisor.started(first);
   const finalExit = supervisor.waitForFinalExit(first);
@@ -96,8 +109,9 @@ Deno.test("a termination during the restart starts nothing and ends the compute"
 });
 
 Deno.test("a start-up that spawned no Postgres ends the compute at once", async () => {
-  const supervisor = new PostgresSupervisor();
+  const supervisor = new PostgresSupervisor(UNUSED_CONNSTR);
   assert.equal(await supervisor.waitForFinalExit(null), null);
   assert.ok(supervisor.ended.reason instanceof ConfigurationFailedError);
   assert.match(supervisor.ended.reason.message, /postgres did not start/);
+  await assertSessionClosed(supervisor);
 });

@@ -629,3 +629,71 @@ Deno.test("concurrency: max_connections mapping for startup, clamp for reconfigu
   assert.equal(concurrencyForReconfigure(spec({ reconfigure_concurrency: 8 })), 8);
   assert.equal(concurrencyForReconfigure(spec()), 1);
 });
+
+Deno.test("lanes: role and database statements, never renames, drops, templates or OIDs", () => {
+  const plan = planSpecApply(
+    snapshot({
+      roles: { old: null, alice: null },
+      databases: { gone: { owner: "alice" }, owned: { owner: "cloud_admin" } },
+      details: { owned: APPLIED_DETAILS },
+    }),
+    spec({
+      cluster: {
+        roles: [
+          { name: "alice", encrypted_password: MD5 },
+          { name: "bob" },
+          {
+            name: "carol",
+            options: [{ name: "CONNECTION LIMIT", value: "3", vartype: "integer" }],
+          },
+        ],
+        databases: [
+          { name: "a", owner: "alice" },
+          { name: "owned", owner: "bob" },
+          {
+            name: "copy",
+            owner: "bob",
+            options: [{ name: "TEMPLATE", value: "a", vartype: "enum" }],
+          },
+          {
+            name: "clean",
+            owner: "bob",
+            options: [{ name: "TEMPLATE", value: "template0", vartype: "enum" }],
+          },
+          {
+            name: "fixed",
+            owner: "bob",
+            options: [{ name: "OID", value: "70000", vartype: "int" }],
+          },
+        ],
+      },
+      delta_operations: [
+        { action: "rename_role", name: "old", new_name: "older" },
+        { action: "delete_db", name: "gone" },
+      ],
+    }),
+    OPTIONS,
+  );
+  const lanes = plan.steps
+    .filter((step) => step.stage === "global")
+    .map((step) => [step.phase, step.lane ?? null]);
+  assert.deepEqual(lanes, [
+    ["CreatePrivilegedRole", null],
+    ["RenameRoles", null],
+    ["CreateAndAlterRoles", 'role "alice"'],
+    ["CreateAndAlterRoles", 'role "bob"'],
+    ["CreateAndAlterRoles", 'role "carol"'],
+    ["RenameAndDeleteDatabases", null],
+    ["CreateAndAlterDatabases", 'database "a"'],
+    ["CreateAndAlterDatabases", 'database "a"'],
+    ["CreateAndAlterDatabases", 'database "owned"'],
+    ["CreateAndAlterDatabases", null],
+    ["CreateAndAlterDatabases", null],
+    ["CreateAndAlterDatabases", 'database "clean"'],
+    ["CreateAndAlterDatabases", 'database "clean"'],
+    ["CreateAndAlterDatabases", null],
+    ["CreateAndAlterDatabases", null],
+    ["CreateSchemaNeon", null],
+  ]);
+  assert.ok(plan.steps.every((step) => step.database === undefined || step.lane === undefined));
+});

@@ -45,8 +45,8 @@ export interface Planner {
   readonly settled: Map<string, DatabaseDetails>;
 }
 
-/** Appends one step to the plan. */
-export type AddStep = (phase: SpecPhase, purpose: string, sql: string) => void;
+/** Appends one step to the plan (in `lane`, see `PlanStep.lane`). */
+export type AddStep = (phase: SpecPhase, purpose: string, sql: string, lane?: string) => void;
 
 /** A planner whose projected catalog is the snapshot and whose plan is empty. */
 export function newPlanner(
@@ -78,12 +78,13 @@ export function newPlanner(
 
 /** Returns a function appending steps of one stage (and database) to the plan. */
 export function adder(p: Planner, stage: PlanStage, database?: string): AddStep {
-  return (phase, purpose, sql) =>
-    p.steps.push(
-      database === undefined
-        ? { stage, phase, purpose, sql }
-        : { stage, phase, database, purpose, sql },
-    );
+  return (phase, purpose, sql, lane) => {
+    const step: PlanStep = database === undefined
+      ? { stage, phase, purpose, sql }
+      : { stage, phase, database, purpose, sql };
+    if (lane !== undefined) step.lane = lane;
+    p.steps.push(step);
+  };
 }
 
 /** The delta operations of one kind, in spec order. */

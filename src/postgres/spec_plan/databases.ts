@@ -4,10 +4,24 @@
  * RenameAndDeleteDatabases, CreateAndAlterDatabases and CreateSchemaNeon.
  */
 
+import type { Database } from "../../api/spec.ts";
 import { databaseOptionsSql, quoteIdent } from "../sql_quote.ts";
 import { adder, deltaPath, joinSql, opsOf, type Planner, requireNewName } from "./_planner.ts";
 import { dropSubscriptionsSql } from "./plpgsql.ts";
 import { SpecPlanError } from "./types.ts";
+
+/**
+ * Whether creating `db` may depend on another spec database: its template is
+ * not `template0`/`template1`, or it asks for an OID (another may take it).
+ * Such a database gets no lane.
+ */
+function dependsOnOthers(db: Database): boolean {
+  return (db.options ?? []).some((option) => {
+    const name = option.name.toUpperCase();
+    return name === "OID" ||
+      (name === "TEMPLATE" && !["template0", "template1"].includes(option.value ?? ""));
+  });
+}
 
 /** Pre-drop: a database with subscriptions cannot be dropped; detach them first, in that database. */
 export function planPreDrop(p: Planner): void {
@@ -75,6 +89,7 @@ export function planDatabases(p: Planner): void {
   // Create missing databases (granted to the privileged role); fix owners of existing ones.
   for (const db of p.spec.cluster.databases) {
     const qName = quoteIdent(db.name);
+    const lane = dependsOnOthers(db) ? undefined : `database ${qName}`;
     const existing = databases.get(db.name);
     if (existing) {
       if (existing.owner === db.owner) continue;
@@ -82,6 +97,7 @@ export function planDatabases(p: Planner): void {
         "CreateAndAlterDatabases",
         `make ${quoteIdent(db.owner)} the owner of database ${qName}`,
         `ALTER DATABASE ${qName} OWNER TO ${quoteIdent(db.owner)}`,
+        lane,
       );
       existing.owner = db.owner;
     } else {
@@ -89,11 +105,13 @@ export function planDatabases(p: Planner): void {
         "CreateAndAlterDatabases",
         `create database ${qName}`,
         joinSql(`CREATE DATABASE ${qName}`, databaseOptionsSql(db)),
+        lane,
       );
       add(
         "CreateAndAlterDatabases",
         `grant database ${qName} to ${qPriv}`,
         `GRANT ALL PRIVILEGES ON DATABASE ${qName} TO ${qPriv}`,
+        lane,
       );
       databases.set(db.name, {
         owner: db.owner,

@@ -59,9 +59,11 @@ export function planRoles(p: Planner): void {
   }
 
   // Create missing roles; re-set the password only when it differs from the stored one.
+  // No role option names another role, so each role's statement has a lane of its own.
   const jwksRoles = new Set(p.options.jwksRoles ?? jwksRoleNames(p.spec));
   for (const role of p.spec.cluster.roles) {
     const qName = quoteIdent(role.name);
+    const lane = `role ${qName}`;
     const wanted = storedPassword(role.encrypted_password);
     const existing = roles.get(role.name);
     if (existing) {
@@ -70,6 +72,7 @@ export function planRoles(p: Planner): void {
         "CreateAndAlterRoles",
         `set the password of role ${qName}`,
         joinSql(`ALTER ROLE ${qName}`, roleOptionsSql(role)),
+        lane,
       );
       existing.password = wanted;
     } else {
@@ -80,6 +83,7 @@ export function planRoles(p: Planner): void {
         "CreateAndAlterRoles",
         `create role ${qName}`,
         joinSql(`CREATE ROLE ${qName}`, privileges, roleOptionsSql(role)),
+        lane,
       );
       roles.set(role.name, { password: wanted, createdNow: true });
     }

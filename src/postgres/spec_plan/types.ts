@@ -40,6 +40,13 @@ export interface PlanStep {
   /** What the statement is for, in words, for logs and error messages. */
   purpose: string;
   sql: string;
+  /**
+   * Global steps only: steps of one phase in different lanes do not depend on
+   * each other, so consecutive steps that all have a lane may run at the same
+   * time on several sessions (those of one lane in order). A step without a
+   * lane runs alone, after everything before it.
+   */
+  lane?: string;
 }
 
 /** The ordered statements, plus notes about work skipped on purpose. */
