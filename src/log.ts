@@ -10,7 +10,6 @@
  * and a synchronous drain on `unload` and on an uncaught error).
  */
 
-import { settlesWithin, sleep } from "./_async.ts";
 import {
   configureSync,
   getLogger as getLogtapeLogger,
@@ -20,8 +19,22 @@ import {
   type LogRecord,
   type Sink,
 } from "@logtape/logtape";
+import { writeStderr } from "./log_output.ts";
 
 export type { Logger, LogLevel };
+export {
+  BATCH_DELAY_MS,
+  drainLogsSync,
+  EXIT_FLUSH_TIMEOUT_MS,
+  exitAfterLogs,
+  flushLogs,
+  MAX_PENDING_CHARS,
+  MAX_PENDING_LINES,
+  MIN_SECRET_LENGTH,
+  redactSecrets,
+  registerSecret,
+  writeStderr,
+} from "./log_output.ts";
 
 /** The root category; every module logs under `["compute_ctl", <module>]`. */
 export const ROOT_CATEGORY = "compute_ctl";
@@ -109,185 +122,6 @@ export function formatLogRecord(record: LogRecord): string {
   }: ${oneLine(message)}${formatProperties(record)}\n`;
 }
 
-const encoder = new TextEncoder();
-
-/** Shortest value {@linkcode registerSecret} takes: shorter ones would garble ordinary text. */
-export const MIN_SECRET_LENGTH = 8;
-
-/** Values to hide wherever they appear, longest first (so a longer one is hidden whole). */
-let secretValues: string[] = [];
-
-/**
- * What secrets look like where they reach a log line, and what replaces them:
- * role passwords in SQL (Postgres logs statements under `log_statement`, and a
- * failed one under `log_min_error_statement`), md5 and SCRAM verifiers, JWTs,
- * bearer tokens, the password of a URL and a libpq `password=`.
- */
-const SECRET_PATTERNS: readonly (readonly [RegExp, string])[] = [
-  [/\b(PASSWORD\s+)E?'(?:[^']|'')*'/gi, "$1'[redacted]'"],
-  [
-    /SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+/g,
-    "SCRAM-SHA-256$[redacted]",
-  ],
-  [/\bmd5[0-9a-f]{32}\b/gi, "md5[redacted]"],
-  [/\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+/g, "[redacted JWT]"],
-  [/\b(Bearer\s+)[^\s"']+/gi, "$1[redacted]"],
-  [/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]*@/gi, "$1[redacted]@"],
-  [/\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)/gi, "$1[redacted]"],
-];
-
-/**
- * What every pattern above needs somewhere in the text to match (the same
- * case folding, or looser): a line without any of these is left as it is
- * without running them, which most lines are.
- */
-const SECRET_HINT = /password|scram-sha-256\$|md5|eyj|bearer|:\/\//i;
-
-/**
- * Hides `value` (a token, a password) in every log line from now on. Values
- * shorter than {@linkcode MIN_SECRET_LENGTH} are ignored.
- */
-export function registerSecret(value: string | null | undefined): void {
-  if (value == null || value.length < MIN_SECRET_LENGTH || secretValues.includes(value)) return;
-  secretValues = [...secretValues, value].sort((a, b) => b.length - a.length);
-}
-
-/**
- * `text` with every registered secret and everything shaped like a secret
- * (see the patterns above) replaced by `[redacted]`. Every line the manager
- * writes, its own and Postgres's, passes through here.
- */
-export function redactSecrets(text: string): string {
-  let redacted = text;
-  for (const value of secretValues) redacted = redacted.replaceAll(value, "[redacted]");
-  if (!SECRET_HINT.test(redacted)) return redacted;
-  for (const [pattern, replacement] of SECRET_PATTERNS) {
-    redacted = redacted.replace(pattern, replacement);
-  }
-  return redacted;
-}
-
-/** Queued lines past which {@linkcode writeStderr} writes synchronously instead of queueing more. */
-export const MAX_PENDING_LINES = 10_000;
-/** Queued characters past which {@linkcode writeStderr} writes synchronously (about 4 MiB). */
-export const MAX_PENDING_CHARS = 4 * 1024 * 1024;
-/**
- * How long a line waits for the lines logged after it to join its batch: one
- * asynchronous write costs the event loop about 10 µs (a hand-off to a
- * blocking thread), as much as formatting a few lines, so a write per line
- * under load would cost more than the lines.
- */
-export const BATCH_DELAY_MS = 2;
-/** How long {@linkcode exitAfterLogs} waits for stderr before exiting anyway. */
-export const EXIT_FLUSH_TIMEOUT_MS = 2_000;
-
-/** Redacted text waiting to be written, oldest first. */
-let pending: string[] = [];
-let pendingChars = 0;
-/** The running batch writer, while there is one. */
-let flushing: Promise<void> | undefined;
-let exitHooksInstalled = false;
-/** The code of the first {@linkcode exitAfterLogs}: a later call while it waits does not change it. */
-let exitCode: number | undefined;
-
-/**
- * Queues `text` for stderr with secrets redacted ({@linkcode redactSecrets}):
- * lines from the logger and from the Postgres log collector keep the order in
- * which they were written and never interleave, and nothing waits for stderr
- * here. Once more than {@linkcode MAX_PENDING_LINES} lines or
- * {@linkcode MAX_PENDING_CHARS} characters wait, the queue is written
- * synchronously instead: a stderr nobody reads slows the manager down rather
- * than losing lines or growing without bound. A closed stderr is ignored:
- * losing log lines must not take the manager down.
- */
-export function writeStderr(text: string): void {
-  const redacted = redactSecrets(text);
-  pending.push(redacted);
-  pendingChars += redacted.length;
-  if (pending.length > MAX_PENDING_LINES || pendingChars > MAX_PENDING_CHARS) {
-    drainLogsSync();
-    return;
-  }
-  installExitHooks();
-  flushing ??= writePending();
-}
-
-/** Everything queued, as bytes, leaving the queue empty. */
-function takePending(): Uint8Array {
-  const bytes = encoder.encode(pending.join(""));
-  pending = [];
-  pendingChars = 0;
-  return bytes;
-}
-
-/** Writes the queue in batches until it is empty: what was queued meanwhile is the next batch. */
-async function writePending(): Promise<void> {
-  try {
-    while (pending.length > 0) {
-      await sleep(BATCH_DELAY_MS);
-      const bytes = takePending();
-      try {
-        for (let written = 0; written < bytes.length;) {
-          written += await Deno.stderr.write(bytes.subarray(written));
-        }
-      } catch {
-        // stderr is gone
-      }
-    }
-  } finally {
-    flushing = undefined;
-  }
-}
-
-/**
- * Resolves once every line queued so far (and any queued while waiting) is
- * written; await it before ending the process.
- */
-export async function flushLogs(): Promise<void> {
-  while (flushing !== undefined) await flushing;
-}
-
-/**
- * Writes the queue synchronously, now: for `unload`, an uncaught error, or a
- * queue past its bound. A batch the background writer has already handed to
- * stderr holds stderr's lock, so these lines still come after it.
- */
-export function drainLogsSync(): void {
-  if (pending.length === 0) return;
-  const bytes = takePending();
-  try {
-    for (let written = 0; written < bytes.length;) {
-      written += Deno.stderr.writeSync(bytes.subarray(written));
-    }
-  } catch {
-    // stderr is gone
-  }
-}
-
-/** A `Deno.exit` anywhere, the end of the event loop or an uncaught error still write the queue. */
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  globalThis.addEventListener("unload", drainLogsSync);
-  globalThis.addEventListener("error", drainLogsSync);
-  globalThis.addEventListener("unhandledrejection", drainLogsSync);
-}
-
-/**
- * Ends the process with `code` once the queued log lines are written, or
- * after `timeoutMs` when stderr does not take them (the `unload` drain then
- * still tries). For exits that may wait a moment: the end of `main`, a signal.
- * The first call's code wins over any made while it waits.
- */
-export async function exitAfterLogs(
-  code: number,
-  timeoutMs: number = EXIT_FLUSH_TIMEOUT_MS,
-): Promise<never> {
-  exitCode ??= code;
-  await settlesWithin(flushLogs(), timeoutMs);
-  Deno.exit(exitCode);
-}
-
 /**
  * LogTape's mark for a sink that is done with a record when it returns (this
  * one formats it at once), so LogTape need not copy each record's fields
@@ -310,9 +144,11 @@ export const stderrSink: Sink = Object.defineProperty(
 export function setupLogging(options: { level?: string; sink?: Sink } = {}): LogLevel {
   const requested = options.level ?? readLevelEnv() ?? "info";
   const level = parseLevel(requested);
+  const sink = options.sink ?? stderrSink;
+  direct = { sink, lowest: LEVEL_RANK[level ?? "info"] };
   configureSync({
     reset: true,
-    sinks: { main: options.sink ?? stderrSink },
+    sinks: { main: sink },
     loggers: [
       { category: ROOT_CATEGORY, sinks: ["main"], lowestLevel: level ?? "info" },
       { category: ["logtape", "meta"], sinks: ["main"], lowestLevel: "warning" },
@@ -355,6 +191,55 @@ export function getLogger(module: string): Log {
     info: (message, fields = {}) => logger.info(escape(message), fields),
     warn: (message, fields = {}) => logger.warn(escape(message), fields),
     error: (message, fields = {}) => logger.error(escape(message), fields),
+  };
+}
+
+/** Levels from the most detailed up. */
+const LEVEL_RANK: Record<LogLevel, number> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warning: 3,
+  error: 4,
+  fatal: 5,
+};
+
+/** The sink and lowest level {@linkcode setupLogging} configured, for {@linkcode getDirectLogger}. */
+let direct: { sink: Sink; lowest: number } | null = null;
+
+/**
+ * A module's logger that hands each record straight to the sink
+ * {@linkcode setupLogging} configured, at the same level, without LogTape's
+ * dispatch (filters, implicit context, the category tree walked per record),
+ * which costs more than formatting and writing the line. For the line every
+ * HTTP request writes; everything else logs through {@linkcode getLogger}.
+ * Before `setupLogging` it logs through LogTape. A sink that throws loses
+ * the record, never the request.
+ */
+export function getDirectLogger(module: string): Log {
+  const category = [ROOT_CATEGORY, module];
+  const viaLogTape = getLogger(module);
+  const at = (level: LogLevel, fallback: Log["info"]): Log["info"] => (message, fields = {}) => {
+    if (direct === null) return fallback(message, fields);
+    if (LEVEL_RANK[level] < direct.lowest) return;
+    try {
+      direct.sink({
+        category,
+        level,
+        message: [message],
+        rawMessage: message,
+        timestamp: Date.now(),
+        properties: fields,
+      });
+    } catch {
+      // the record is lost; the caller goes on
+    }
+  };
+  return {
+    debug: at("debug", viaLogTape.debug),
+    info: at("info", viaLogTape.info),
+    warn: at("warning", viaLogTape.warn),
+    error: at("error", viaLogTape.error),
   };
 }
 

@@ -12,12 +12,14 @@
 
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { errorMessage, getLogger } from "../log.ts";
+import { errorMessage, getDirectLogger, getLogger } from "../log.ts";
 import { observeHttpRequest, UNMATCHED_ROUTE } from "../metrics.ts";
 import { emptyResponse, errorResponse } from "./errors.ts";
 import type { RejectionStyle } from "./rejections.ts";
 
 const log = getLogger("http");
+/** The per-request lines: see {@linkcode getDirectLogger}. */
+const requestLog = getDirectLogger("http");
 
 /** The header carrying the request id. */
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -147,7 +149,7 @@ export function requestId(name: string): MiddlewareHandler<AppEnv> {
     const id = c.req.header(REQUEST_ID_HEADER) || crypto.randomUUID();
     const started = performance.now();
     const path = pathAndQuery(c.req.url);
-    log.debug(`${c.req.method} ${path}`, { server: name, request_id: id });
+    requestLog.debug(`${c.req.method} ${path}`, { server: name, request_id: id });
     try {
       await next();
     } catch (error) {
@@ -165,7 +167,7 @@ export function requestId(name: string): MiddlewareHandler<AppEnv> {
       const status = c.res.status;
       const route = c.get("route") ?? UNMATCHED_ROUTE;
       observeHttpRequest({ server: name, route, method: c.req.method, status }, seconds);
-      log.info("request", {
+      requestLog.info("request", {
         server: name,
         method: c.req.method,
         path,
