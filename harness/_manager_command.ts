@@ -1,8 +1,7 @@
 /**
  * @module
  * How the harness launches a compute manager: the production command line
- * (`deno run -P=compute src/main.ts …`, with the V8 flags and allocator
- * settings of `deno task start`, `src/runtime_tuning.ts`) as the compute user (through `runuser
+ * (`deno run -P=compute src/main.ts …`) as the compute user (through `runuser
  * -u postgres -- env …` when the harness is root), run from the repository
  * root (where `deno.json` defines `-P=compute`) with a clean environment.
  */
@@ -12,7 +11,6 @@ import type { ComputeOptions } from "./_compute.ts";
 import { computeUserCommand, DEFAULT_PATH } from "./_processes.ts";
 import { join } from "node:path";
 import { COMMUNICATOR_SOCKET_NAME } from "../src/postgres/communicator.ts";
-import { MANAGER_MALLOC_ENV, v8FlagsArgument } from "../src/runtime_tuning.ts";
 import { relocatedRunFlags } from "./pg_install.ts";
 
 /** Where one compute lives and listens. */
@@ -80,7 +78,6 @@ export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Den
     HOME: paths.dir,
     DENO_DIR: context.denoDir,
     NO_COLOR: "1",
-    ...MANAGER_MALLOC_ENV,
     ...(context.auth ? {} : { INSTANCE_ID: "" }),
     ...options.env,
   };
@@ -89,7 +86,6 @@ export function managerCommand(context: ManagerLaunch, paths: ManagerPaths): Den
     [
       "run",
       "-P=compute",
-      v8FlagsArgument(),
       ...relocatedRunFlags(context.managerRoot, context.pgbin),
       communicatorNetFlag(context.managerRoot, paths.pgdata),
       `${context.managerRoot}/src/main.ts`,

@@ -31,7 +31,6 @@ import {
 import { applySpec, concurrencyForStartup } from "../postgres/spec_apply.ts";
 import { waitForStandbyReplay } from "../postgres/standby.ts";
 import { fetchBasebackupWithRetries } from "../storage/basebackup.ts";
-import { releaseMemory } from "../runtime_tuning.ts";
 import { checkSafekeepersQuorum } from "../storage/safekeepers.ts";
 import { failpoints } from "./failpoints.ts";
 import { type CollectionInterval, updateCollectionInterval } from "./installed_extensions.ts";
@@ -207,7 +206,6 @@ async function preparePgdata(ctx: StartupContext): Promise<Lsn> {
   metrics.pageserver_connect_micros = result.connectMicros;
   metrics.basebackup_bytes = result.bytes;
   metrics.basebackup_ms = elapsedMs(startedAt);
-  releaseMemory();
 
   await ensureMd5HbaLine(pgdata);
   if (pspec.spec.mode === "Primary" && await isVanillaStorage(settings)) {

@@ -13,7 +13,6 @@ import { parseAllDocuments } from "yaml";
 import { computeConfigSchema } from "../../src/api/config.ts";
 import { parseSpec } from "../../src/api/parsed_spec.ts";
 import { metricsRoute } from "../../src/http/routes/metrics.ts";
-import { v8FlagsArgument } from "../../src/runtime_tuning.ts";
 import { IMAGE_REPOSITORY } from "../container/_podman.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -243,7 +242,6 @@ Deno.test("the Containerfile copies every module its `deno task pg` step imports
 function assertNetGrants(container: Container, hosts: readonly string[]): void {
   const command = container.command ?? [];
   assert.deepEqual(command.slice(0, 3), ["deno", "run", "-P=compute"]);
-  assert.ok(command.includes(v8FlagsArgument()), `${v8FlagsArgument()} as deno task start`);
   assert.equal(command.at(-1), "src/main.ts");
   const granted = new Set(flag(command, "--allow-net")?.split(",") ?? []);
   for (const entry of COMPUTE_NET) assert.ok(granted.has(entry), `--allow-net repeats ${entry}`);
