@@ -223,6 +223,8 @@ Deno.test("no secret of a full run appears in the logs or in an HTTP body", asyn
       pageserver_connection_info: null,
     });
     await call(200, "POST", "/refresh_configuration", { internal: true });
+    // The refresh goes on after its 200; /terminate refuses a compute in the middle of it (412).
+    await compute.waitForStatus("running", 30_000);
     const reserved = { ...compute.spec, cluster: { ...compute.spec.cluster as JsonObject } };
     (reserved.cluster as JsonObject).roles = [
       ...roles(bobPassword),
