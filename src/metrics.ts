@@ -9,7 +9,20 @@
  */
 
 import process from "node:process";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type * as PromClient from "prom-client";
+// The four classes from their own files: prom-client's index also loads its
+// push gateway (node:http, node:https), cluster aggregator (node:cluster) and
+// default metrics (OpenTelemetry), which the manager never uses and which would
+// take about a third of its start-up's module loading.
+import RegistryClass from "prom-client/lib/registry.js";
+import CounterClass from "prom-client/lib/counter.js";
+import GaugeClass from "prom-client/lib/gauge.js";
+import HistogramClass from "prom-client/lib/histogram.js";
+
+const Registry = RegistryClass as unknown as typeof PromClient.Registry;
+const Counter = CounterClass as unknown as typeof PromClient.Counter;
+const Gauge = GaugeClass as unknown as typeof PromClient.Gauge;
+const Histogram = HistogramClass as unknown as typeof PromClient.Histogram;
 
 /** The content type `/metrics` answers with. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4";
@@ -261,7 +274,7 @@ export function countCplaneRequest(httpStatus: string): void {
  * format 0.0.4, leaving out label vectors that have no series yet. Plain
  * counters and gauges always appear, at 0 before they are touched.
  */
-export async function renderMetrics(from: Registry = registry): Promise<string> {
+export async function renderMetrics(from: PromClient.Registry = registry): Promise<string> {
   const parts: string[] = [];
   for (const { name } of from.getMetricsAsArray()) {
     // One collection per family (collecting runs its `collect`, e.g. reading

@@ -12,7 +12,7 @@ import { Buffer } from "node:buffer";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { zstdDecompress } from "node:zlib";
-import { type Extract, extract as tarExtract } from "tar-stream";
+import type { Extract } from "tar-stream";
 import { getLogger } from "../log.ts";
 import { tarEntryPath } from "./basebackup.ts";
 import { httpStatusLabel, UNKNOWN_HTTP_STATUS } from "./control_plane.ts";
@@ -163,6 +163,8 @@ interface TarFile {
 
 /** The entries of an in-memory tar, each read into memory (archives are small). */
 async function* readTar(tar: Uint8Array): AsyncGenerator<TarFile> {
+  // Loaded on the first download only: the start-up does not need it.
+  const { extract: tarExtract } = await import("tar-stream");
   const extract: Extract = tarExtract();
   extract.end(Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength));
   for await (const entry of extract) {
