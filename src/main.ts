@@ -30,6 +30,7 @@ import { refusals } from "./permissions/refusals.ts";
 import { specRequirements } from "./permissions/spec.ts";
 import { communicatorWarning, installCheck, startupRequirements } from "./permissions/startup.ts";
 import { postgresMajor } from "./postgres/pg_version.ts";
+import { supportsSyncSafekeepers } from "./postgres/process.ts";
 
 const log = getLogger("main");
 
@@ -115,10 +116,15 @@ export async function main(args: readonly string[]): Promise<number> {
   const install = await installCheck(cli);
   if (logRefusals(await refusals([...startupRequirements(cli), ...install.requirements]))) return 1;
   for (const warning of install.warnings) log.warn(warning);
+  // Both ask the binary (a process each, and a read of it for the second):
+  // started now, they run while the config is read and the servers start.
+  const major = postgresMajor(cli.pgbin);
+  major.catch(() => {}); // awaited below
+  void supportsSyncSafekeepers(cli.pgbin); // cached for the start-up; never rejects
   const communicator = await communicatorWarning(cli.pgdata);
   if (communicator !== undefined) log.warn(communicator);
   try {
-    log.info("found PostgreSQL", { major: await postgresMajor(cli.pgbin), pgbin: cli.pgbin });
+    log.info("found PostgreSQL", { major: await major, pgbin: cli.pgbin });
   } catch (error) {
     log.error(errorMessage(error));
     return 1;

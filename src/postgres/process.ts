@@ -222,8 +222,28 @@ async function detectSyncSafekeepers(pgbin: string): Promise<boolean> {
   }).output();
   const text = new TextDecoder().decode(help.stdout);
   if (text.includes(SYNC_SAFEKEEPERS_FLAG)) return true;
-  const binary = await Deno.readFile(pgbin);
-  return indexOfBytes(binary, new TextEncoder().encode(SYNC_SAFEKEEPERS_FLAG)) >= 0;
+  return await fileContains(pgbin, new TextEncoder().encode(SYNC_SAFEKEEPERS_FLAG));
+}
+
+/** Bytes of the binary read at a time when looking for the flag in it. */
+const SCAN_CHUNK = 256 * 1024;
+
+/**
+ * Whether `needle` occurs in the file, read in chunks into one buffer (the
+ * binary is ~9 MB: read whole, it would stay in the process's heap).
+ */
+async function fileContains(path: string, needle: Uint8Array): Promise<boolean> {
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(SCAN_CHUNK + needle.length - 1);
+  let kept = 0; // the previous chunk's tail, which a match may start in
+  for (;;) {
+    const read = await file.read(buffer.subarray(kept, kept + SCAN_CHUNK));
+    if (read === null) return false;
+    const filled = kept + read;
+    if (indexOfBytes(buffer.subarray(0, filled), needle) >= 0) return true;
+    kept = Math.min(needle.length - 1, filled);
+    buffer.copyWithin(0, filled - kept, filled);
+  }
 }
 
 function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {

@@ -80,6 +80,25 @@ Deno.test("vanilla postgres has no --sync-safekeepers; a binary that mentions it
   });
 });
 
+Deno.test("--sync-safekeepers is found in the binary itself, also across its read chunks", async () => {
+  const chunk = 256 * 1024; // the scan's chunk size
+  await withTempDir(async (dir) => {
+    // The help text never mentions the flag; only the bytes after `exit` do.
+    const help = "echo usage\nexit 0\n#";
+    const header = `#!/bin/sh\n${help}\n`.length;
+    for (const offset of [chunk - 5, chunk - 1, chunk, 3 * chunk + 7]) {
+      const path = await script(
+        dir,
+        `straddling-${offset}`,
+        `${help}${"x".repeat(offset - header)}--sync-safekeepers${"y".repeat(chunk)}`,
+      );
+      assert.equal(await supportsSyncSafekeepers(path), true, `flag at ${offset}`);
+    }
+    const without = await script(dir, "without", `${help}${"-sync-safekeepers ".repeat(40_000)}`);
+    assert.equal(await supportsSyncSafekeepers(without), false);
+  });
+});
+
 Deno.test("runSyncSafekeepers sets PGDATA and parses the LSN on stdout", async () => {
   await withTempDir(async (dir) => {
     const bin = await script(
