@@ -3,7 +3,7 @@
  * Extracting a basebackup's tar into PGDATA as fast as `tar xf`: a small
  * ustar/GNU/pax reader over the decompressed chunks, each file written by its
  * own promise chain so the disk works while the next bytes are decompressed
- * (bounded to a few MiB in flight), and runs of zeros (the unwritten tail of a
+ * (bounded to 1 MiB in flight), and runs of zeros (the unwritten tail of a
  * WAL segment) left as holes instead of written. Only directories and regular
  * files are accepted, never outside PGDATA; zero blocks are skipped and the
  * source is read to its very end (compute_ctl's `ignore_zeros`), so an error
@@ -13,8 +13,12 @@
 import { dirname, join } from "node:path";
 
 const BLOCK = 512;
-/** Bytes handed to writes but not yet written, beyond which the reader waits. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+/**
+ * Bytes handed to writes but not yet written, beyond which the reader waits.
+ * The disk sets the pace either way (8 MiB extracted no faster); what is in
+ * flight ends up as the process's heap, which glibc keeps after the start.
+ */
+const MAX_IN_FLIGHT = 1024 * 1024;
 
 /** A tar entry that would land outside PGDATA or is not a file or directory. */
 export class UnsafeTarEntryError extends Error {
