@@ -171,6 +171,16 @@ export async function pooledStart(bench: StartupBench): Promise<PooledStart> {
   }
 }
 
+/**
+ * Writes the dirty pages back (`sync`), so that a timed start does not pay
+ * for the previous one's writes.
+ */
+export async function flushDirtyPages(): Promise<void> {
+  const result = await new Deno.Command("sync", { stdin: "null", stdout: "null", stderr: "piped" })
+    .output();
+  if (!result.success) throw new Error(`sync failed: ${new TextDecoder().decode(result.stderr)}`);
+}
+
 /** What one baseline start measured (ms), and the basebackup's compressed size. */
 export interface BaselineStart {
   fetchMs: number;

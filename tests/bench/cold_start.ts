@@ -7,11 +7,15 @@
  * of one compute restarted many times, per phase, as Neon's
  * `test_compute_startup_latency` reports it.
  *
- * Each repetition first asks the pageserver for the basebackup at the commit
+ * Before each side, the pageserver is asked for the basebackup at the commit
  * LSN once, untimed, so both sides are served a basebackup the pageserver has
  * prepared (as Neon's pageserver does with its basebackup cache); the baseline
  * then fetches it, and the manager, which syncs the safekeepers to that same
  * LSN, is served the same bytes (`basebackup_bytes` equals the baseline's size).
+ *
+ * Both sides write the ~40 MB image to the same disk, whose writeback can
+ * slow the next one down by a factor of two: each side starts after `sync`,
+ * and the pairs alternate which side goes first.
  *
  * The moment a compute reached `running` is read from its own clock
  * (`/status` `start_time` + `total_startup_ms`), so `/status` is polled only
@@ -28,10 +32,13 @@
 import { pairedRatio, quantile, round, summarize } from "./_stats.ts";
 import { type Benchmark, type BenchRow, target } from "./_types.ts";
 import {
+  type BaselineStart,
   baselineStart,
   coldStart,
   fetchBasebackupBytes,
+  flushDirtyPages,
   MANAGER_PHASES,
+  type ManagerStart,
   openStartupBench,
   type StartupBench,
   startupMetrics,
@@ -52,9 +59,17 @@ export const benchmark: Benchmark = async ({ quick, repetitions, log }) => {
   const baselinePhases: Record<string, number[]> = { fetch: [], extract: [], postgres_start: [] };
   const sameBytes: boolean[] = [];
   for (let rep = 1; rep <= repetitions; rep++) {
-    await fetchBasebackupBytes(bench); // prepared: see the module comment
-    const base = await baselineStart(bench);
-    const cold = await coldStart(bench);
+    // Alternate which side goes first, and let neither pay for the other's writeback.
+    let base: BaselineStart | undefined;
+    let cold: ManagerStart | undefined;
+    for (const side of rep % 2 === 1 ? ["baseline", "ours"] : ["ours", "baseline"]) {
+      // Prepared (see the module comment) before each side: a compute that ran writes WAL.
+      await fetchBasebackupBytes(bench);
+      await flushDirtyPages();
+      if (side === "baseline") base = await baselineStart(bench);
+      else cold = await coldStart(bench);
+    }
+    if (base === undefined || cold === undefined) throw new Error("a side of the pair did not run");
     baseline.push(base.totalMs);
     ours.push(cold.wallMs);
     own.push(cold.wallMs - base.fetchMs - cold.metrics.start_postgres_ms);

@@ -16,6 +16,7 @@ import { type Benchmark, target } from "./_types.ts";
 import {
   coldStart,
   fetchBasebackupBytes,
+  flushDirtyPages,
   openStartupBench,
   pooledStart,
 } from "./_cold_start_runs.ts";
@@ -30,8 +31,10 @@ export const benchmark: Benchmark = async ({ repetitions, log }) => {
   const waits: number[] = [];
   for (let rep = 1; rep <= repetitions; rep++) {
     await fetchBasebackupBytes(bench); // prepared, as for the cold start
+    await flushDirtyPages(); // as for the cold start: neither pays for the other's writeback
     const pool = await pooledStart(bench);
     await fetchBasebackupBytes(bench);
+    await flushDirtyPages();
     const base = await coldStart(bench);
     pooled.push(pool.configureToRunningMs);
     pooledTotal.push(pool.metrics.total_startup_ms);
