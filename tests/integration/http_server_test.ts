@@ -1,14 +1,15 @@
 /**
  * `serveApp` (`src/http/server.ts`) on a real socket: whatever a request does
  * (a handler throwing a non-Error, an unknown path, malformed or oversized
- * bodies), the server answers and keeps the connection. The middleware itself
+ * bodies), the server answers and keeps the connection; a port that is taken
+ * is a `BindError`. The middleware itself
  * is unit-tested through `app.fetch` in `tests/unit/http_middleware_test.ts`.
  */
 
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { readJsonBody } from "../../src/http/json_body.ts";
-import { buildApp, type Route, serveApp } from "../../src/http/server.ts";
+import { BindError, buildApp, type Route, serveApp } from "../../src/http/server.ts";
 
 const shapeSchema = z.object({ name: z.string() });
 
@@ -54,4 +55,16 @@ Deno.test("over a real socket, no request drops the connection", async () => {
     assert.equal(response.status, status, path);
     await response.body?.cancel();
   }
+});
+
+Deno.test("a port that is taken is a BindError naming the server and the address", async () => {
+  await using first = serveApp(app, { name: "mw", hostname: "127.0.0.1", port: 0 });
+  assert.throws(
+    () => serveApp(app, { name: "second", hostname: "127.0.0.1", port: first.port }),
+    (error: unknown) =>
+      error instanceof BindError &&
+      error.message.startsWith(
+        `failed to bind the compute_ctl second HTTP server to 127.0.0.1:${first.port}: `,
+      ),
+  );
 });
