@@ -12,8 +12,8 @@ import process from "node:process";
 import type * as PromClient from "prom-client";
 // The four classes from their own files: prom-client's index also loads its
 // push gateway (node:http, node:https), cluster aggregator (node:cluster) and
-// default metrics (OpenTelemetry), which the manager never uses and which would
-// take about a third of its start-up's module loading.
+// default metrics (OpenTelemetry), which the manager never uses: ~16 ms of the
+// ~140 ms its module graph took to load.
 import RegistryClass from "prom-client/lib/registry.js";
 import CounterClass from "prom-client/lib/counter.js";
 import GaugeClass from "prom-client/lib/gauge.js";
