@@ -111,7 +111,7 @@ Deno.test("maintenance session", async (t) => {
     await session.use(async (client) => {
       await client.query("SET ROLE maintenance_other");
       await client.query("SET search_path = public");
-      await client.query("SET statement_timeout = 5");
+      await client.query("SET statement_timeout = 5000");
       await client.query("SET neon.forward_ddl = true");
     });
     assert.deepEqual(await session.use(settings), initial);

@@ -299,11 +299,14 @@ Deno.test("per-database ALTER DATABASE … SET traps do not break apply", async 
     await query(server, `ALTER DATABASE ${database} SET role = 'someone'`);
   }
   // The traps are real: a plain session is read-only, and runs as "someone".
+  // It lifts only the 1 ms statement timeout, which on a busy machine would
+  // cancel this check itself; the catalog shows that trap is set.
   const plain = new pg.Client({
     host: "127.0.0.1",
     port: server.port,
     user: "cloud_admin",
     database: "trap",
+    options: "-c statement_timeout=0",
   });
   await plain.connect();
   try {
@@ -311,6 +314,13 @@ Deno.test("per-database ALTER DATABASE … SET traps do not break apply", async 
       "SELECT current_user AS who, current_setting('default_transaction_read_only') AS ro",
     );
     assert.deepEqual(rows, [{ who: "someone", ro: "on" }]);
+    const settings = await plain.query(
+      `SELECT d.datname, s.setconfig FROM pg_db_role_setting s
+         JOIN pg_database d ON d.oid = s.setdatabase
+        WHERE s.setrole = 0 AND d.datname IN ('trap', 'postgres') ORDER BY 1`,
+    );
+    assert.equal(settings.rows.length, 2);
+    for (const row of settings.rows) assert.ok(row.setconfig.includes("statement_timeout=1"));
   } finally {
     await plain.end();
   }
