@@ -17,19 +17,12 @@ import { freePort, pgUserCommand, signalQuietly } from "../../harness/_processes
 import { binDirOf } from "../../harness/base_image.ts";
 import { COMPUTE_SERVER_SETTINGS } from "../../harness/_compute_spec.ts";
 import { waitForPostgresReady } from "../_support/local_postgres.ts";
-import { sleep } from "../../src/_async.ts";
 import { basebackupCommand, libpqClientConfig } from "../../src/storage/basebackup.ts";
 import type { ComputeMetrics, ComputeStatusResponse } from "../../src/api/responses.ts";
 import { formatLsn } from "../../src/api/lsn.ts";
 
 /** How often Postgres is polled while the baseline's start is timed. */
 const POLL_MS = 5;
-/**
- * How often `/status` is polled: when the compute went `running` is read from
- * its own clock (`start_time` + `total_startup_ms`), so polling need not be
- * fine, and slow polling keeps the manager's CPU for the start itself.
- */
-const STATUS_POLL_MS = 50;
 
 /** The start-up phases of `/metrics.json` the reports show, in start-up order. */
 export const MANAGER_PHASES = [
@@ -79,33 +72,11 @@ export interface ManagerStart {
 }
 
 /**
- * Waits for `/status` to say `status` and returns that answer; throws on
- * `failed` or when the manager exits.
+ * When (epoch ms) the compute reached `running`, by its own clock: how often
+ * the harness polls `/status` to see it does not enter the measurement.
  */
-export async function pollStatus(
-  compute: ComputeHandle,
-  status: string,
-): Promise<ComputeStatusResponse> {
-  let exited = false;
-  compute.exited.then(() => exited = true);
-  for (;;) {
-    if (exited) throw new Error(`compute ${compute.id} exited:\n${await tail(compute)}`);
-    const current = await compute.status().catch(() => null);
-    if (current?.status === status) return current;
-    if (current?.status === "failed") {
-      throw new Error(`compute ${compute.id} failed:\n${await tail(compute)}`);
-    }
-    await sleep(STATUS_POLL_MS);
-  }
-}
-
-/** When (epoch ms) the compute reached `running`, by its own clock. */
 function runningAt(status: ComputeStatusResponse, metrics: ComputeMetrics): number {
   return Date.parse(status.start_time) + metrics.total_startup_ms;
-}
-
-async function tail(compute: ComputeHandle): Promise<string> {
-  return (await compute.readLog()).split("\n").slice(-30).join("\n");
 }
 
 /** Terminates (fast) and waits for the manager to exit; its directory is removed. */
@@ -132,7 +103,7 @@ export async function coldStart(bench: StartupBench): Promise<ManagerStart> {
     waitFor: null,
   });
   try {
-    const status = await pollStatus(compute, "running");
+    const status = await compute.waitForStatus("running");
     const metrics = await startupMetrics(compute);
     return { wallMs: runningAt(status, metrics) - started, metrics };
   } finally {
@@ -157,13 +128,13 @@ export async function pooledStart(bench: StartupBench): Promise<PooledStart> {
     waitFor: null,
   });
   try {
-    await pollStatus(compute, "empty");
+    await compute.waitForStatus("empty");
     const started = Date.now();
     const answer = await compute.configure();
     if (answer.status !== 200) {
       throw new Error(`/configure answered ${answer.status}: ${answer.text}`);
     }
-    const status = await pollStatus(compute, "running");
+    const status = await compute.waitForStatus("running");
     const metrics = await startupMetrics(compute);
     return { configureToRunningMs: runningAt(status, metrics) - started, metrics };
   } finally {
